@@ -1,0 +1,9 @@
+"""Detection part of mmohem (needs mmdet)."""
+from mmohem.registry import has_package
+
+if not has_package('mmdet'):
+    raise ImportError("mmohem.det needs mmdet: pip install 'mmdet>=3.0.0,<3.4.0'")
+
+from .ohem_sampler import OHEMSampler  # noqa: E402
+
+__all__ = ['OHEMSampler']

@@ -1,0 +1,267 @@
+"""OHEM sampler for mmdet RoI heads: one read-only forward, loss-NMS, top-B."""
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Tuple
+
+import torch
+from mmdet.models.task_modules.assigners import AssignResult
+from mmdet.models.task_modules.samplers import SamplingResult
+from mmdet.structures.bbox import bbox2roi, cat_boxes, get_box_tensor
+from mmengine.logging import MessageHub
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmohem.mining import MiningResult, example_losses, mine_hard_examples
+from mmohem.registry import DET_TASK_UTILS
+from mmohem.utils import check_choice, check_range, reject_unknown_options
+
+LOSS_CHOICES = ('cls', 'cls+bbox')
+
+
+@DET_TASK_UTILS.register_module()
+class OHEMSampler:
+    """Online Hard Example Mining (Shrivastava et al., CVPR 2016).
+
+    For each image, every candidate (all proposals, plus the ground truth
+    when ``add_gt_as_proposals``) is scored by one read-only forward of the
+    RoI head given as ``context``: no gradient, no stored activations, the
+    head in eval mode (no dropout, no BatchNorm statistics update). The
+    per-example loss is the classification cross-entropy plus, for
+    positives, the smooth-L1 loss of the box regression. A loss-based NMS
+    drops near-duplicates and the ``num`` candidates of highest loss are
+    kept. The result is an ordinary :class:`SamplingResult`, so bbox and
+    mask heads train on it unchanged.
+
+    Works with ``StandardRoIHead`` (FPN and C4 shared head),
+    ``CascadeRoIHead`` (each stage scores with its own bbox head),
+    ``DoubleHeadRoIHead`` and Mask R-CNN.
+
+    Args:
+        num (int): Examples kept per image (B/N in the paper).
+        context (nn.Module): The RoI head; mmdet passes it.
+        nms_thr (float, optional): IoU threshold in (0, 1] of the loss-based
+            NMS; ``None`` turns it off. Defaults to 0.7.
+        nms_per_label (bool): NMS separately per assigned label (background
+            is a label), as the original code; ``False`` is class-agnostic.
+        loss (str): ``'cls+bbox'`` (paper) or ``'cls'``.
+        pos_fraction (float, optional): ``None`` (default) keeps the top
+            ``num`` whatever their label. A float in (0, 1] reserves
+            ``int(num * pos_fraction)`` places for positives, mmdet-style.
+        neg_pos_ub (float): With ``pos_fraction``, bound on negatives per
+            positive; negative means none.
+        add_gt_as_proposals (bool): Add the ground-truth boxes to the
+            candidates.
+        smooth_l1_beta (float): Transition point of the smooth-L1 term.
+    """
+
+    def __init__(self,
+                 num: int,
+                 context: nn.Module,
+                 nms_thr: Optional[float] = 0.7,
+                 nms_per_label: bool = True,
+                 loss: str = 'cls+bbox',
+                 pos_fraction: Optional[float] = None,
+                 neg_pos_ub: float = -1,
+                 add_gt_as_proposals: bool = True,
+                 smooth_l1_beta: float = 1.0,
+                 **unknown) -> None:
+        owner = type(self).__name__
+        reject_unknown_options(owner, unknown, _OPTIONS)
+        check_range(owner, 'num', num, low=1, integer=True)
+        check_range(owner, 'nms_thr', nms_thr, 0, 1, low_open=True,
+                    allow_none=True)
+        check_choice(owner, 'loss', loss, LOSS_CHOICES)
+        check_range(owner, 'pos_fraction', pos_fraction, 0, 1,
+                    low_open=True, allow_none=True)
+        check_range(owner, 'neg_pos_ub', neg_pos_ub)
+        check_range(owner, 'smooth_l1_beta', smooth_l1_beta, 0,
+                    low_open=True)
+        self.num = int(num)
+        self.nms_thr = nms_thr
+        self.nms_per_label = nms_per_label
+        self.loss = loss
+        self.pos_fraction = pos_fraction
+        self.neg_pos_ub = neg_pos_ub
+        self.add_gt_as_proposals = add_gt_as_proposals
+        self.smooth_l1_beta = smooth_l1_beta
+        self.context = context
+        self.stage = _check_roi_head(context)
+
+    @property
+    def bbox_head(self) -> nn.Module:
+        """The bbox head that scores the candidates (this stage's)."""
+        if self.stage is None:
+            return self.context.bbox_head
+        return self.context.bbox_head[self.stage]
+
+    def sample(self,
+               assign_result: AssignResult,
+               pred_instances: InstanceData,
+               gt_instances: InstanceData,
+               feats: Optional[List[Tensor]] = None,
+               **kwargs) -> SamplingResult:
+        """Mine the hard examples of one image.
+
+        Args:
+            assign_result (AssignResult): Assignment of the candidates.
+            pred_instances (InstanceData): ``priors`` (Tensor[N, 4]), the
+                proposals of this image.
+            gt_instances (InstanceData): ``bboxes`` (Tensor[K, 4]) and
+                ``labels`` (Tensor[K]).
+            feats (list[Tensor]): This image's feature maps, each
+                ``Tensor[1, C, H, W]``, as the RoI heads pass them.
+
+        Returns:
+            SamplingResult: The kept positives and negatives.
+        """
+        if feats is None:
+            raise ValueError(
+                'mmohem.OHEMSampler.sample needs `feats`, the image features '
+                'that mmdet RoI heads pass to their sampler.')
+        priors, gt_flags = self._candidates(assign_result, pred_instances,
+                                            gt_instances)
+        gt_bboxes = get_box_tensor(gt_instances.bboxes)
+        is_pos = assign_result.gt_inds > 0
+        labels = torch.where(is_pos, assign_result.labels,
+                             self.bbox_head.num_classes)
+        losses = self._example_losses(feats, priors, gt_bboxes,
+                                      assign_result.gt_inds, labels, is_pos)
+        result = mine_hard_examples(
+            losses[None], (assign_result.gt_inds >= 0)[None], is_pos[None],
+            priors[None], self.num, self.nms_thr,
+            labels[None] if self.nms_per_label else None, self.pos_fraction,
+            self.neg_pos_ub)
+        kept = result.kept[0]
+        self._record(result, losses[None], is_pos[None])
+        return SamplingResult(
+            pos_inds=(kept & is_pos).nonzero().squeeze(1),
+            neg_inds=(kept & ~is_pos).nonzero().squeeze(1),
+            priors=priors,
+            gt_bboxes=gt_instances.bboxes,
+            assign_result=assign_result,
+            gt_flags=gt_flags)
+
+    def _candidates(self, assign_result: AssignResult,
+                    pred_instances: InstanceData,
+                    gt_instances: InstanceData) -> Tuple[Tensor, Tensor]:
+        """All candidates of the image: ground truth (optional) + priors."""
+        priors = get_box_tensor(pred_instances.priors)
+        gt_flags = priors.new_zeros((priors.size(0), ), dtype=torch.uint8)
+        gt_bboxes = get_box_tensor(gt_instances.bboxes)
+        if self.add_gt_as_proposals and len(gt_bboxes) > 0:
+            priors = cat_boxes([gt_bboxes.to(priors), priors], dim=0)
+            assign_result.add_gt_(gt_instances.labels)
+            gt_flags = torch.cat([gt_flags.new_ones(len(gt_bboxes)),
+                                  gt_flags])
+        return priors, gt_flags
+
+    def _example_losses(self, feats: List[Tensor], priors: Tensor,
+                        gt_bboxes: Tensor, gt_inds: Tensor, labels: Tensor,
+                        is_pos: Tensor) -> Tensor:
+        """Per-candidate loss from one read-only forward: Tensor[N]."""
+        rois = bbox2roi([priors])
+        with torch.no_grad(), _frozen(self.context):
+            if self.stage is None:
+                out = self.context._bbox_forward(feats, rois)
+            else:
+                out = self.context._bbox_forward(self.stage, feats, rois)
+            if self.loss == 'cls' or len(gt_bboxes) == 0:
+                return example_losses(out['cls_score'], labels)
+            pred, target = self._box_terms(out['bbox_pred'], priors,
+                                           gt_bboxes[(gt_inds - 1).clamp(
+                                               min=0)], labels)
+            return example_losses(out['cls_score'], labels, pred, target,
+                                  is_pos, self.smooth_l1_beta)
+
+    def _box_terms(self, bbox_pred: Tensor, priors: Tensor,
+                   matched_gt: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+        """Regression of each candidate's target class and its target.
+
+        Args:
+            bbox_pred (Tensor[N, 4] | Tensor[N, 4 * C]): Head output.
+            priors (Tensor[N, 4]): Candidate boxes.
+            matched_gt (Tensor[N, 4]): Assigned ground truth (meaningful
+                for positives only).
+            labels (Tensor[N]): Target labels, background for negatives.
+
+        Returns:
+            tuple[Tensor[N, 4], Tensor[N, 4]]: Prediction and target, both
+            encoded, or both decoded boxes when the head regresses decoded
+            boxes (``reg_decoded_bbox``).
+        """
+        head = self.bbox_head
+        pred = bbox_pred.view(bbox_pred.size(0), -1, 4)
+        cls_idx = labels.clamp(max=pred.size(1) - 1)
+        pred = pred.gather(1, cls_idx[:, None, None].expand(-1, 1, 4))[:, 0]
+        if head.reg_decoded_bbox:
+            return head.bbox_coder.decode(priors, pred), matched_gt
+        return pred, head.bbox_coder.encode(priors, matched_gt)
+
+    def _record(self, result: MiningResult, losses: Tensor,
+                is_pos: Tensor) -> None:
+        """Log mining statistics to the MessageHub (``ohem/...`` keys)."""
+        prefix = 'train/ohem/' if self.stage is None else \
+            f'train/ohem/s{self.stage}.'
+        record_mining_stats(prefix, result, losses, is_pos)
+
+
+def record_mining_stats(prefix: str, result: MiningResult, losses: Tensor,
+                        is_pos: Tensor) -> None:
+    """Record kept positives/negatives, NMS suppression and mean losses.
+
+    Args:
+        prefix (str): Key prefix, e.g. ``'train/ohem/'``.
+        result (MiningResult): Masks of the mining, each Tensor[B, N].
+        losses (Tensor[B, N]): Per-candidate losses.
+        is_pos (Tensor[B, N]): Bool mask of positives.
+    """
+    kept, examined = result.kept, result.examined
+    losses = losses.float()
+    stats = torch.stack([
+        (kept & is_pos).sum().float(),
+        (kept & ~is_pos).sum().float(),
+        result.suppressed.sum() / examined.sum().clamp(min=1),
+        (losses * kept).sum() / kept.sum().clamp(min=1),
+        (losses * examined).sum() / examined.sum().clamp(min=1),
+    ]).tolist()
+    names = ('num_pos', 'num_neg', 'nms_suppressed', 'loss_kept', 'loss_all')
+    MessageHub.get_current_instance().update_scalars(
+        {prefix + name: value for name, value in zip(names, stats)})
+
+
+def _check_roi_head(context: nn.Module) -> Optional[int]:
+    """Check that ``context`` is a RoI head; return its stage if cascaded."""
+    if not (hasattr(context, '_bbox_forward')
+            and hasattr(context, 'bbox_head')):
+        raise TypeError(
+            'mmohem.OHEMSampler scores candidates with the bbox head of a '
+            'RoI head (StandardRoIHead, CascadeRoIHead, DoubleHeadRoIHead, '
+            f'...), but it was built for {type(context).__name__}, which '
+            'has no bbox head. Use it as `train_cfg.rcnn.sampler`; for SSD '
+            "use the head type='mmohem.OHEMSSDHead'.")
+    stage = getattr(context, 'current_stage', None) if hasattr(
+        context, 'num_stages') else None
+    head = context.bbox_head if stage is None else context.bbox_head[stage]
+    if getattr(head, 'custom_cls_channels', False) or getattr(
+            getattr(head, 'loss_cls', None), 'use_sigmoid', False):
+        raise TypeError(
+            f'mmohem.OHEMSampler ranks with softmax cross-entropy; '
+            f'{type(head).__name__} uses a sigmoid or custom classifier, '
+            'which it cannot drive.')
+    return stage
+
+
+@contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` in eval mode, restoring each submodule's mode after."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+_OPTIONS = ('num', 'context', 'nms_thr', 'nms_per_label', 'loss',
+            'pos_fraction', 'neg_pos_ub', 'add_gt_as_proposals',
+            'smooth_l1_beta')

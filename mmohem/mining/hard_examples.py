@@ -1,0 +1,233 @@
+"""Loss-based NMS and top-k selection of hard examples.
+
+Shrivastava, Gupta and Girshick, "Training Region-based Object Detectors with
+Online Hard Example Mining", CVPR 2016: every candidate of an image is scored,
+near-duplicates are removed by NMS on the *loss*, and the ``num`` candidates of
+highest loss are kept.
+
+Every function takes a padded batch of ``B`` images with ``N`` candidates each
+and a ``valid`` mask marking the candidates that may be mined (real, not
+ignored). A RoI head calls them with ``B = 1``; a dense head with the anchors of
+the whole batch. Nothing here loops over boxes in Python.
+"""
+from typing import NamedTuple, Optional, Union
+
+import torch
+from mmcv.ops import nms
+from torch import Tensor
+
+_MIN_NMS_PREFIX = 64
+
+
+class MiningResult(NamedTuple):
+    """Masks returned by :func:`mine_hard_examples`, each ``Tensor[B, N]``.
+
+    Attributes:
+        kept: The mined hard examples.
+        examined: Candidates that took part in the loss-based NMS (all valid
+            candidates when NMS is off).
+        suppressed: Examined candidates removed by the loss-based NMS.
+    """
+    kept: Tensor
+    examined: Tensor
+    suppressed: Tensor
+
+
+def loss_nms(boxes: Tensor,
+             losses: Tensor,
+             valid: Tensor,
+             iou_thr: float,
+             labels: Optional[Tensor] = None) -> Tensor:
+    """Greedy NMS that ranks boxes by loss, separately for each image.
+
+    All images (and labels) go through one NMS call: boxes of different
+    groups are shifted apart so that they never overlap.
+
+    Args:
+        boxes (Tensor[B, N, 4]): Candidate boxes, ``(x1, y1, x2, y2)``.
+        losses (Tensor[B, N]): Per-candidate loss, the NMS score.
+        valid (Tensor[B, N]): Bool mask of candidates taking part.
+        iou_thr (float): A candidate is suppressed by a higher-loss candidate
+            of its group overlapping it with IoU above this value.
+        labels (Tensor[B, N], optional): When given, NMS runs per image and
+            label; otherwise per image, class-agnostic.
+
+    Returns:
+        Tensor[B, N]: Bool mask of the valid candidates that survive.
+    """
+    num_imgs, num_cands = losses.shape
+    flat = valid.flatten().nonzero().squeeze(1)
+    survive = torch.zeros_like(valid).flatten()
+    if flat.numel() == 0:
+        return survive.view_as(valid)
+    group = torch.div(flat, num_cands, rounding_mode='floor')
+    if labels is not None:
+        flat_labels = labels.flatten()[flat]
+        group = group * (flat_labels.max() + 1) + flat_labels
+    cand_boxes = boxes.flatten(0, 1)[flat].float()
+    low = cand_boxes.min()
+    span = cand_boxes.max() - low + 1
+    shifted = cand_boxes - low + (group.to(cand_boxes) * span)[:, None]
+    _, keep = nms(shifted.contiguous(), losses.flatten()[flat].float(), iou_thr)
+    survive[flat[keep]] = True
+    return survive.view_as(valid)
+
+
+def select_top_losses(losses: Tensor,
+                      eligible: Tensor,
+                      is_pos: Tensor,
+                      num: Union[int, Tensor],
+                      pos_fraction: Optional[float] = None,
+                      neg_pos_ub: float = -1) -> Tensor:
+    """Keep the ``num`` eligible candidates of highest loss in each image.
+
+    Args:
+        losses (Tensor[B, N]): Per-candidate loss.
+        eligible (Tensor[B, N]): Bool mask of candidates that may be kept.
+        is_pos (Tensor[B, N]): Bool mask of positive (foreground) candidates.
+        num (int | Tensor[B]): How many to keep in each image.
+        pos_fraction (float, optional): ``None`` lets positives and
+            negatives compete on loss alone. A float reserves
+            ``int(num * pos_fraction)`` places for the hardest positives;
+            the hardest negatives fill the rest (mmdet's sampler quota).
+        neg_pos_ub (float): With ``pos_fraction``, at most
+            ``int(neg_pos_ub * max(1, kept positives))`` negatives; a
+            negative value means no bound.
+
+    Returns:
+        Tensor[B, N]: Bool mask of the kept candidates.
+    """
+    num = _per_image(num, losses)
+    scores = losses.float().masked_fill(~eligible, float('-inf'))
+    if pos_fraction is None:
+        return _row_topk_mask(scores, num)
+    pos_eligible = eligible & is_pos
+    num_pos = torch.minimum(pos_eligible.sum(1),
+                            (num * pos_fraction).floor().long())
+    pos_kept = _row_topk_mask(scores.masked_fill(~is_pos, float('-inf')),
+                              num_pos)
+    num_neg = num - num_pos
+    if neg_pos_ub >= 0:
+        bound = (neg_pos_ub * num_pos.clamp(min=1)).floor().long()
+        num_neg = torch.minimum(num_neg, bound)
+    neg_kept = _row_topk_mask(scores.masked_fill(is_pos, float('-inf')),
+                              num_neg)
+    return pos_kept | neg_kept
+
+
+def mine_hard_examples(losses: Tensor,
+                       valid: Tensor,
+                       is_pos: Tensor,
+                       boxes: Tensor,
+                       num: Union[int, Tensor],
+                       nms_thr: Optional[float] = 0.7,
+                       labels: Optional[Tensor] = None,
+                       pos_fraction: Optional[float] = None,
+                       neg_pos_ub: float = -1) -> MiningResult:
+    """Loss-based NMS followed by the top-``num`` selection, per image.
+
+    Greedy NMS decides whether a candidate survives from the candidates of
+    higher loss alone, so the hardest survivors are found exactly from a
+    prefix of the candidates sorted by loss. The prefix starts at
+    ``4 * num`` and doubles until every image has enough survivors (or is
+    wholly covered): with thousands of anchors and a few hundred kept, NMS
+    never sees most of the easy negatives.
+
+    Args:
+        losses (Tensor[B, N]): Per-candidate loss (must be finite on
+            ``valid``).
+        valid (Tensor[B, N]): Bool mask of candidates that may be mined.
+        is_pos (Tensor[B, N]): Bool mask of positive candidates.
+        boxes (Tensor[B, N, 4]): Candidate boxes for the NMS.
+        num (int | Tensor[B]): How many to keep in each image.
+        nms_thr (float, optional): IoU threshold of the loss-based NMS;
+            ``None`` turns NMS off.
+        labels (Tensor[B, N], optional): Assigned labels (background
+            included) for NMS per label; ``None`` for class-agnostic NMS.
+        pos_fraction (float, optional): See :func:`select_top_losses`.
+        neg_pos_ub (float): See :func:`select_top_losses`.
+
+    Returns:
+        MiningResult: The kept, examined and suppressed masks.
+    """
+    _check_finite(losses, valid)
+    num = _per_image(num, losses)
+    if nms_thr is None:
+        kept = select_top_losses(losses, valid, is_pos, num, pos_fraction,
+                                 neg_pos_ub)
+        return MiningResult(kept, valid, torch.zeros_like(valid))
+    scores = losses.float().masked_fill(~valid, float('-inf'))
+    prefix = max(_MIN_NMS_PREFIX, 4 * int(num.max()))
+    while prefix < scores.size(1):
+        top_scores, top_idx = scores.topk(prefix, dim=1)
+        top_valid = top_scores > float('-inf')
+        top_labels = None if labels is None else labels.gather(1, top_idx)
+        top_boxes = boxes.gather(1, top_idx[..., None].expand(-1, -1, 4))
+        survive = loss_nms(top_boxes, top_scores, top_valid, nms_thr,
+                           top_labels)
+        if _prefix_suffices(survive, is_pos.gather(1, top_idx), top_valid,
+                            num, pos_fraction):
+            examined = torch.zeros_like(valid).scatter_(1, top_idx, top_valid)
+            survivors = torch.zeros_like(valid).scatter_(1, top_idx, survive)
+            break
+        prefix *= 2
+    else:
+        examined = valid
+        survivors = loss_nms(boxes, scores, valid, nms_thr, labels)
+    kept = select_top_losses(losses, survivors, is_pos, num, pos_fraction,
+                             neg_pos_ub)
+    return MiningResult(kept, examined, examined & ~survivors)
+
+
+def _check_finite(losses: Tensor, valid: Tensor) -> None:
+    """Raise when a minable candidate has a NaN or infinite loss."""
+    bad = valid & ~torch.isfinite(losses)
+    if bool(bad.any()):
+        raise FloatingPointError(
+            f'OHEM: {int(bad.sum())} candidate(s) have a non-finite '
+            'per-example loss (the head produced NaN/inf scores or box '
+            'deltas); refusing to mine from them.')
+
+
+def _prefix_suffices(survive: Tensor, is_pos: Tensor, top_valid: Tensor,
+                     num: Tensor, pos_fraction: Optional[float]) -> bool:
+    """Whether the NMS survivors of a loss-sorted prefix fix the selection.
+
+    An image is settled when its prefix holds all its valid candidates, or
+    enough survivors of each kind that no candidate beyond the prefix could
+    be selected.
+    """
+    covered = ~top_valid[:, -1]
+    if pos_fraction is None:
+        enough = survive.sum(1) >= num
+    else:
+        need_pos = (num * pos_fraction).floor().long()
+        enough = ((survive & is_pos).sum(1) >= need_pos) & (
+            (survive & ~is_pos).sum(1) >= num)
+    return bool((covered | enough).all())
+
+
+def _row_topk_mask(scores: Tensor, k: Tensor) -> Tensor:
+    """Bool mask of the ``k[b]`` finite highest scores of each row.
+
+    Args:
+        scores (Tensor[B, N]): Scores, ``-inf`` where not eligible.
+        k (Tensor[B]): How many to take in each row.
+
+    Returns:
+        Tensor[B, N]: The selection mask.
+    """
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    k_max = min(int(k.max()), scores.size(1)) if k.numel() else 0
+    if k_max <= 0:
+        return mask
+    top_scores, top_idx = scores.topk(k_max, dim=1)
+    rank = torch.arange(k_max, device=scores.device)
+    take = (rank[None] < k[:, None]) & (top_scores > float('-inf'))
+    return mask.scatter_(1, top_idx, take)
+
+
+def _per_image(num: Union[int, Tensor], losses: Tensor) -> Tensor:
+    """``num`` as a ``Tensor[B]`` of int64 on the device of ``losses``."""
+    return torch.as_tensor(num, device=losses.device).long().expand(
+        losses.size(0))

@@ -1,0 +1,3 @@
+from .options import check_choice, check_range, reject_unknown_options
+
+__all__ = ['check_choice', 'check_range', 'reject_unknown_options']

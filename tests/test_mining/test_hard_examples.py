@@ -1,0 +1,161 @@
+import pytest
+import torch
+
+from mmohem.mining import loss_nms, mine_hard_examples, select_top_losses
+
+
+def _iou_matrix(boxes):
+    """IoU of every pair of boxes, Tensor[N, N] as a list of lists."""
+    lt = torch.max(boxes[:, None, :2], boxes[None, :, :2])
+    rb = torch.min(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = (boxes[:, 2:] - boxes[:, :2]).prod(-1)
+    return (inter / (area[:, None] + area[None] - inter)).tolist()
+
+
+def _reference(losses, valid, is_pos, boxes, labels, num, thr,
+               pos_fraction=None, neg_pos_ub=-1):
+    """Plain greedy loss-NMS then top-num, one image and one box at a time."""
+    kept = torch.zeros_like(valid)
+    for b in range(losses.size(0)):
+        order = [i for i in losses[b].argsort(descending=True).tolist()
+                 if valid[b, i]]
+        iou = _iou_matrix(boxes[b])
+        lab = None if labels is None else labels[b].tolist()
+        survivors = []
+        for i in order:
+            if thr is None or all(
+                    (lab is not None and lab[i] != lab[j]) or iou[i][j] <= thr
+                    for j in survivors):
+                survivors.append(i)
+        if pos_fraction is None:
+            chosen = survivors[:num]
+        else:
+            pos = [i for i in survivors if is_pos[b, i]]
+            neg = [i for i in survivors if not is_pos[b, i]]
+            pos = pos[:int(num * pos_fraction)]
+            num_neg = num - len(pos)
+            if neg_pos_ub >= 0:
+                num_neg = min(num_neg, int(neg_pos_ub * max(1, len(pos))))
+            chosen = pos + neg[:num_neg]
+        kept[b, chosen] = True
+    return kept
+
+
+def _random_case(num_imgs, num_cands, seed):
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(num_imgs, num_cands, 2, generator=gen) * 80
+    wh = torch.rand(num_imgs, num_cands, 2, generator=gen) * 30 + 4
+    boxes = torch.cat([xy, xy + wh], dim=-1)
+    losses = torch.rand(num_imgs, num_cands, generator=gen)
+    labels = torch.randint(0, 3, (num_imgs, num_cands), generator=gen)
+    is_pos = labels < 2
+    valid = torch.rand(num_imgs, num_cands, generator=gen) > 0.1
+    return losses, valid, is_pos, boxes, labels
+
+
+def test_overlapping_hard_boxes_leave_the_harder_one():
+    boxes = torch.tensor([[[0., 0., 10., 10.], [0., 0., 10., 11.],
+                           [50., 50., 60., 60.]]])
+    losses = torch.tensor([[2.0, 3.0, 1.0]])
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    result = mine_hard_examples(losses, valid, ~valid, boxes, num=3)
+    assert result.kept.tolist() == [[False, True, True]]
+    assert result.suppressed.tolist() == [[True, False, False]]
+
+
+def test_keeps_the_highest_losses_in_order():
+    boxes = torch.arange(6.)[None, :, None] * 20 + torch.tensor(
+        [0., 0., 10., 10.])
+    losses = torch.tensor([[0.1, 0.9, 0.3, 0.7, 0.5, 0.2]])
+    valid = torch.ones(1, 6, dtype=torch.bool)
+    kept = mine_hard_examples(losses, valid, ~valid, boxes, num=3).kept
+    assert kept[0].nonzero().flatten().tolist() == [1, 3, 4]
+
+
+def test_per_label_nms_keeps_overlaps_of_different_labels():
+    boxes = torch.tensor([[[0., 0., 10., 10.], [0., 0., 10., 10.]]])
+    losses = torch.tensor([[1.0, 2.0]])
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    labels = torch.tensor([[0, 1]])
+    per_label = mine_hard_examples(losses, valid, ~valid, boxes, 2,
+                                   labels=labels).kept
+    agnostic = mine_hard_examples(losses, valid, ~valid, boxes, 2).kept
+    assert per_label.tolist() == [[True, True]]
+    assert agnostic.tolist() == [[False, True]]
+
+
+def test_num_caps_each_image():
+    losses, valid, is_pos, boxes, labels = _random_case(3, 200, seed=0)
+    kept = mine_hard_examples(losses, valid, is_pos, boxes, num=7,
+                              nms_thr=None).kept
+    assert kept.sum(1).tolist() == [7, 7, 7]
+
+
+def test_fewer_candidates_than_num_keeps_all_survivors():
+    losses, valid, is_pos, boxes, labels = _random_case(2, 10, seed=1)
+    result = mine_hard_examples(losses, valid, is_pos, boxes, num=64)
+    assert torch.equal(result.kept, valid & ~result.suppressed)
+
+
+@pytest.mark.parametrize('num_cands', [0, 5])
+def test_empty_input_keeps_nothing(num_cands):
+    losses = torch.rand(2, num_cands)
+    valid = torch.zeros(2, num_cands, dtype=torch.bool)
+    boxes = torch.rand(2, num_cands, 4)
+    result = mine_hard_examples(losses, valid, valid, boxes, num=4)
+    assert not result.kept.any()
+    assert result.kept.shape == (2, num_cands)
+
+
+@pytest.mark.parametrize('seed', range(4))
+@pytest.mark.parametrize('per_label', [True, False])
+@pytest.mark.parametrize('thr', [0.7, 0.3, None])
+def test_agrees_with_plain_reference(seed, per_label, thr):
+    losses, valid, is_pos, boxes, labels = _random_case(3, 300, seed)
+    labels = labels if per_label else None
+    result = mine_hard_examples(losses, valid, is_pos, boxes, 16, thr,
+                                labels)
+    expected = _reference(losses, valid, is_pos, boxes, labels, 16, thr)
+    assert torch.equal(result.kept, expected)
+
+
+@pytest.mark.parametrize('seed', range(3))
+@pytest.mark.parametrize('neg_pos_ub', [-1, 1.5])
+def test_quota_agrees_with_plain_reference(seed, neg_pos_ub):
+    losses, valid, is_pos, boxes, labels = _random_case(2, 300, seed)
+    result = mine_hard_examples(losses, valid, is_pos, boxes, 40, 0.5,
+                                labels, pos_fraction=0.25,
+                                neg_pos_ub=neg_pos_ub)
+    expected = _reference(losses, valid, is_pos, boxes, labels, 40, 0.5,
+                          0.25, neg_pos_ub)
+    assert torch.equal(result.kept, expected)
+
+
+def test_per_image_num():
+    losses, valid, is_pos, boxes, labels = _random_case(2, 50, seed=3)
+    kept = mine_hard_examples(losses, valid, is_pos, boxes,
+                              torch.tensor([3, 9]), None).kept
+    assert kept.sum(1).tolist() == [3, 9]
+
+
+def test_loss_nms_groups_never_interact():
+    boxes = torch.tensor([[0., 0., 10., 10.]]).expand(2, 1, 4)
+    survive = loss_nms(boxes, torch.ones(2, 1),
+                       torch.ones(2, 1, dtype=torch.bool), 0.5)
+    assert survive.all()
+
+
+def test_select_top_losses_quota_takes_hardest_positives_first():
+    losses = torch.tensor([[5., 4., 3., 2., 1.]])
+    is_pos = torch.tensor([[False, False, False, True, True]])
+    eligible = torch.ones(1, 5, dtype=torch.bool)
+    kept = select_top_losses(losses, eligible, is_pos, 4, pos_fraction=0.5)
+    assert kept.tolist() == [[True, True, False, True, True]]
+
+
+def test_non_finite_loss_is_an_error():
+    losses = torch.tensor([[1.0, float('nan')]])
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    with pytest.raises(FloatingPointError, match='non-finite'):
+        mine_hard_examples(losses, valid, valid, torch.rand(1, 2, 4), 1)
