@@ -42,7 +42,10 @@ class MissingRegistry:
 
 def has_package(package: str) -> bool:
     """Whether ``package`` can be imported."""
-    return importlib.util.find_spec(package) is not None
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _child(package: str, name: str, locations: List[str]) -> Any:

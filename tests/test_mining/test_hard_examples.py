@@ -4,44 +4,6 @@ import torch
 from mmohem.mining import loss_nms, mine_hard_examples, select_top_losses
 
 
-def _iou_matrix(boxes):
-    """IoU of every pair of boxes, Tensor[N, N] as a list of lists."""
-    lt = torch.max(boxes[:, None, :2], boxes[None, :, :2])
-    rb = torch.min(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = (boxes[:, 2:] - boxes[:, :2]).prod(-1)
-    return (inter / (area[:, None] + area[None] - inter)).tolist()
-
-
-def _reference(losses, valid, is_pos, boxes, labels, num, thr,
-               pos_fraction=None, neg_pos_ub=-1):
-    """Plain greedy loss-NMS then top-num, one image and one box at a time."""
-    kept = torch.zeros_like(valid)
-    for b in range(losses.size(0)):
-        order = [i for i in losses[b].argsort(descending=True).tolist()
-                 if valid[b, i]]
-        iou = _iou_matrix(boxes[b])
-        lab = None if labels is None else labels[b].tolist()
-        survivors = []
-        for i in order:
-            if thr is None or all(
-                    (lab is not None and lab[i] != lab[j]) or iou[i][j] <= thr
-                    for j in survivors):
-                survivors.append(i)
-        if pos_fraction is None:
-            chosen = survivors[:num]
-        else:
-            pos = [i for i in survivors if is_pos[b, i]]
-            neg = [i for i in survivors if not is_pos[b, i]]
-            pos = pos[:int(num * pos_fraction)]
-            num_neg = num - len(pos)
-            if neg_pos_ub >= 0:
-                num_neg = min(num_neg, int(neg_pos_ub * max(1, len(pos))))
-            chosen = pos + neg[:num_neg]
-        kept[b, chosen] = True
-    return kept
-
-
 def _random_case(num_imgs, num_cands, seed):
     gen = torch.Generator().manual_seed(seed)
     xy = torch.rand(num_imgs, num_cands, 2, generator=gen) * 80
@@ -111,23 +73,24 @@ def test_empty_input_keeps_nothing(num_cands):
 @pytest.mark.parametrize('seed', range(4))
 @pytest.mark.parametrize('per_label', [True, False])
 @pytest.mark.parametrize('thr', [0.7, 0.3, None])
-def test_agrees_with_plain_reference(seed, per_label, thr):
+def test_agrees_with_plain_reference(seed, per_label, thr, reference_mining):
     losses, valid, is_pos, boxes, labels = _random_case(3, 300, seed)
     labels = labels if per_label else None
     result = mine_hard_examples(losses, valid, is_pos, boxes, 16, thr,
                                 labels)
-    expected = _reference(losses, valid, is_pos, boxes, labels, 16, thr)
+    expected = reference_mining(losses, valid, is_pos, boxes, labels, 16, thr)
     assert torch.equal(result.kept, expected)
 
 
 @pytest.mark.parametrize('seed', range(3))
 @pytest.mark.parametrize('neg_pos_ub', [-1, 1.5])
-def test_quota_agrees_with_plain_reference(seed, neg_pos_ub):
+def test_quota_agrees_with_plain_reference(seed, neg_pos_ub,
+                                          reference_mining):
     losses, valid, is_pos, boxes, labels = _random_case(2, 300, seed)
     result = mine_hard_examples(losses, valid, is_pos, boxes, 40, 0.5,
                                 labels, pos_fraction=0.25,
                                 neg_pos_ub=neg_pos_ub)
-    expected = _reference(losses, valid, is_pos, boxes, labels, 40, 0.5,
+    expected = reference_mining(losses, valid, is_pos, boxes, labels, 40, 0.5,
                           0.25, neg_pos_ub)
     assert torch.equal(result.kept, expected)
 

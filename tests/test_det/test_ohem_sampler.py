@@ -1,0 +1,262 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from mmdet.models.task_modules.samplers import OHEMSampler as MMDetOHEMSampler
+from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.testing import demo_mm_inputs
+from mmengine.logging import MessageHub
+
+import mmohem.det.ohem_sampler as ohem_module
+from mmohem.det import OHEMSampler
+
+OHEM = dict(type='mmohem.OHEMSampler', num=32)
+
+
+def _set_sampler(model_cfg, sampler):
+    rcnn = model_cfg.train_cfg.rcnn
+    for stage_cfg in rcnn if isinstance(rcnn, list) else [rcnn]:
+        stage_cfg.sampler = dict(sampler)
+
+
+def _samplers(model):
+    sampler = model.roi_head.bbox_sampler
+    return sampler if isinstance(sampler, list) else [sampler]
+
+
+class _MiningSpy:
+    """Record every call of mine_hard_examples and the head's read-only
+    forward outputs."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        real = ohem_module.mine_hard_examples
+
+        def spy(*args, **kwargs):
+            result = real(*args, **kwargs)
+            self.calls.append((args, result))
+            return result
+
+        monkeypatch.setattr(ohem_module, 'mine_hard_examples', spy)
+
+
+def _train_step(model, num_items=(3, 0), num_classes=80, with_mask=False):
+    packed = demo_mm_inputs(
+        len(num_items), (3, 128, 128), num_items=list(num_items),
+        num_classes=num_classes, with_mask=with_mask)
+    data = model.data_preprocessor(packed, True)
+    losses = model(**data, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    loss.backward()
+    return losses
+
+
+def _check_selection(spy, reference_mining, num):
+    assert spy.calls, 'the OHEM sampler was not called'
+    for args, result in spy.calls:
+        losses, valid, is_pos, boxes, num_arg, nms_thr, labels = args[:7]
+        assert num_arg == num
+        expected = reference_mining(losses, valid, is_pos, boxes, labels, num,
+                                    nms_thr)
+        assert torch.equal(result.kept, expected)
+        assert result.kept.sum() <= num
+
+
+@pytest.mark.parametrize('config', [
+    'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py',
+    'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+    'double_heads/dh-faster-rcnn_r50_fpn_1x_coco.py',
+    'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+])
+def test_training_step_mines_what_the_rule_says(config, detector_cfg,
+                                                monkeypatch,
+                                                reference_mining):
+    cfg = detector_cfg(config)
+    _set_sampler(cfg, OHEM)
+    model = MODELS.build(cfg)
+    assert all(isinstance(s, OHEMSampler) for s in _samplers(model))
+    spy = _MiningSpy(monkeypatch)
+    losses = _train_step(model, with_mask='mask' in config)
+    _check_selection(spy, reference_mining, num=32)
+    stages = len(_samplers(model))
+    assert len(spy.calls) == 2 * stages  # one call per image and stage
+    for key, value in losses.items():
+        if 'loss' in key:
+            values = value if isinstance(value, list) else [value]
+            assert all(torch.isfinite(v).all() for v in values), key
+    grads = [p.grad for p in model.roi_head.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_cascade_stages_score_with_their_own_head(detector_cfg):
+    cfg = detector_cfg('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py')
+    _set_sampler(cfg, OHEM)
+    model = MODELS.build(cfg)
+    samplers = _samplers(model)
+    assert [s.stage for s in samplers] == [0, 1, 2]
+    assert [s.bbox_head for s in samplers] == list(model.roi_head.bbox_head)
+
+
+def test_cls_loss_is_cross_entropy_of_read_only_forward(detector_cfg,
+                                                       monkeypatch):
+    cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    _set_sampler(cfg, dict(OHEM, loss='cls'))
+    model = MODELS.build(cfg)
+    roi_head = model.roi_head
+    scored = []
+    real_forward = roi_head._bbox_forward
+
+    def forward(*args):
+        out = real_forward(*args)
+        if not torch.is_grad_enabled():
+            scored.append((out['cls_score'], roi_head.training))
+        return out
+
+    monkeypatch.setattr(roi_head, '_bbox_forward', forward)
+    spy = _MiningSpy(monkeypatch)
+    _train_step(model)
+    assert len(scored) == 2
+    for (args, _), (cls_score, training) in zip(spy.calls, scored):
+        losses, valid, is_pos, _, _, _, labels = args[:7]
+        assert not training  # scored in eval mode, restored afterwards
+        expected = F.cross_entropy(cls_score, labels[0], reduction='none')
+        assert torch.allclose(losses[0], expected)
+        assert cls_score.requires_grad is False
+    assert roi_head.training
+
+
+def test_box_term_adds_to_positives_only(detector_cfg, monkeypatch):
+    cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    _set_sampler(cfg, OHEM)
+    model = MODELS.build(cfg)
+    roi_head = model.roi_head
+    scores = []
+    real_forward = roi_head._bbox_forward
+
+    def forward(*args):
+        out = real_forward(*args)
+        if not torch.is_grad_enabled():
+            scores.append(out['cls_score'])
+        return out
+
+    monkeypatch.setattr(roi_head, '_bbox_forward', forward)
+    spy = _MiningSpy(monkeypatch)
+    _train_step(model, num_items=(4, 2))
+    for (args, _), cls_score in zip(spy.calls, scores):
+        losses, _, is_pos, _, _, _, labels = args[:7]
+        ce = F.cross_entropy(cls_score, labels[0], reduction='none')
+        box = losses[0] - ce
+        assert is_pos.any()
+        assert torch.allclose(box[~is_pos[0]], torch.zeros(()), atol=1e-6)
+        assert (box[is_pos[0]] > 0).all()
+
+
+def test_no_ground_truth_and_few_candidates(detector_cfg, monkeypatch):
+    cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    _set_sampler(cfg, dict(OHEM, num=100000))
+    model = MODELS.build(cfg)
+    spy = _MiningSpy(monkeypatch)
+    losses = _train_step(model, num_items=(0, 0))
+    assert torch.isfinite(losses['loss_cls'])
+    for args, result in spy.calls:
+        valid, is_pos = args[1], args[2]
+        assert not is_pos.any()
+        assert torch.equal(result.kept, valid & ~result.suppressed)
+
+
+def test_all_ground_truth_of_one_label(detector_cfg, monkeypatch,
+                                       reference_mining):
+    cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    cfg.roi_head.bbox_head.num_classes = 2
+    _set_sampler(cfg, OHEM)
+    model = MODELS.build(cfg)
+    spy = _MiningSpy(monkeypatch)
+    _train_step(model, num_items=(5, 2), num_classes=2)  # demo labels: 1
+    _check_selection(spy, reference_mining, num=32)
+    for args, _ in spy.calls:
+        labels, is_pos = args[6], args[2]
+        assert set(labels[is_pos].tolist()) <= {1}
+
+
+def test_half_precision_scores(detector_cfg, monkeypatch):
+    """Under CUDA AMP the head scores in float16; mining stays float32.
+
+    (mmdet's RPN NMS refuses CPU autocast, so the head output is cast.)
+    """
+    cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    _set_sampler(cfg, OHEM)
+    model = MODELS.build(cfg)
+    real_forward = model.roi_head._bbox_forward
+
+    def half_forward(*args):
+        out = real_forward(*args)
+        if not torch.is_grad_enabled():
+            out = {k: v.half() if torch.is_tensor(v) else v
+                   for k, v in out.items()}
+        return out
+
+    monkeypatch.setattr(model.roi_head, '_bbox_forward', half_forward)
+    spy = _MiningSpy(monkeypatch)
+    losses = _train_step(model)
+    assert torch.isfinite(losses['loss_cls'])
+    assert all(args[0].dtype == torch.float32 for args, _ in spy.calls)
+
+
+def test_pos_fraction_quota(detector_cfg, monkeypatch):
+    cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    _set_sampler(cfg, dict(OHEM, pos_fraction=0.25, neg_pos_ub=2))
+    model = MODELS.build(cfg)
+    spy = _MiningSpy(monkeypatch)
+    _train_step(model, num_items=(6, 1))
+    for args, result in spy.calls:
+        is_pos = args[2]
+        kept_pos = int((result.kept & is_pos).sum())
+        assert kept_pos <= 8
+        assert int((result.kept & ~is_pos).sum()) <= 2 * max(kept_pos, 1)
+
+
+def test_records_mining_statistics(detector_cfg):
+    cfg = detector_cfg('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py')
+    _set_sampler(cfg, OHEM)
+    model = MODELS.build(cfg)
+    hub = MessageHub.get_instance('test_ohem_stats')
+    _train_step(model)
+    scalars = MessageHub.get_current_instance().log_scalars
+    for stage in range(3):
+        for name in ('num_pos', 'num_neg', 'nms_suppressed', 'loss_kept',
+                     'loss_all'):
+            assert f'train/ohem/s{stage}.{name}' in scalars
+    kept = scalars['train/ohem/s0.loss_kept'].current()
+    assert kept >= scalars['train/ohem/s0.loss_all'].current()
+    assert 0 <= scalars['train/ohem/s0.nms_suppressed'].current() <= 1
+    assert hub is MessageHub.get_current_instance()
+
+
+@pytest.mark.parametrize('option, value, match', [
+    ('num', 0, r'`num` must be an integer >= 1'),
+    ('num', 2.5, r'`num` must be an integer >= 1'),
+    ('nms_thr', 0, r'`nms_thr` must be a number in \(0, 1\] or None'),
+    ('nms_thr', 1.5, r'`nms_thr` must be a number in \(0, 1\] or None'),
+    ('loss', 'bbox', r"`loss` must be one of 'cls', 'cls\+bbox'"),
+    ('pos_fraction', 0, r'`pos_fraction` must be a number in \(0, 1\]'),
+    ('nms_thresh', 0.5, r'unknown option\(s\) `nms_thresh` \(did you mean '
+     r'`nms_thr`\?\)'),
+])
+def test_invalid_options_fail_at_build(option, value, match, detector_cfg):
+    cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    _set_sampler(cfg, {**OHEM, option: value})
+    with pytest.raises((ValueError, TypeError), match=match):
+        MODELS.build(cfg)
+
+
+def test_rpn_use_is_a_clear_error(detector_cfg):
+    cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    cfg.train_cfg.rpn.sampler = dict(OHEM)
+    with pytest.raises(TypeError, match='built for RPNHead, which has no '
+                       'bbox head'):
+        MODELS.build(cfg)
+
+
+def test_scoped_and_upstream_names_resolve_to_their_own_class():
+    assert TASK_UTILS.get('mmohem.OHEMSampler') is OHEMSampler
+    assert TASK_UTILS.get('OHEMSampler') is MMDetOHEMSampler
