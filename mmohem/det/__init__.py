@@ -5,5 +5,6 @@ if not has_package('mmdet'):
     raise ImportError("mmohem.det needs mmdet: pip install 'mmdet>=3.0.0,<3.4.0'")
 
 from .ohem_sampler import OHEMSampler  # noqa: E402
+from .ohem_ssd_head import OHEMSSDHead  # noqa: E402
 
-__all__ = ['OHEMSampler']
+__all__ = ['OHEMSampler', 'OHEMSSDHead']

@@ -15,6 +15,11 @@ from mmohem.registry import DET_TASK_UTILS
 from mmohem.utils import check_choice, check_range, reject_unknown_options
 
 LOSS_CHOICES = ('cls', 'cls+bbox')
+NMS_BOX_CHOICES = ('candidates', 'predicted')
+_STATS = ('num_pos', 'num_neg', 'nms_suppressed', 'loss_kept', 'loss_all')
+_OPTIONS = ('num', 'context', 'num_per_pos', 'nms_thr', 'nms_per_label',
+            'nms_boxes', 'loss', 'pos_fraction', 'neg_pos_ub',
+            'add_gt_as_proposals', 'smooth_l1_beta')
 
 
 @DET_TASK_UTILS.register_module()
@@ -33,15 +38,27 @@ class OHEMSampler:
 
     Works with ``StandardRoIHead`` (FPN and C4 shared head),
     ``CascadeRoIHead`` (each stage scores with its own bbox head),
-    ``DoubleHeadRoIHead`` and Mask R-CNN.
+    ``DoubleHeadRoIHead`` and Mask R-CNN. Dense heads that compute their
+    per-anchor losses themselves (``mmohem.OHEMSSDHead``) declare
+    ``ohem_dense_head = True`` and call :meth:`mine` instead of
+    :meth:`sample`.
 
     Args:
-        num (int): Examples kept per image (B/N in the paper).
-        context (nn.Module): The RoI head; mmdet passes it.
+        num (int): Examples kept per image (B/N in the paper); with
+            ``num_per_pos``, the least kept per image.
+        context (nn.Module): The head; mmdet passes it.
+        num_per_pos (float, optional): Keep
+            ``max(num, ceil(num_per_pos * positives))`` per image, so the
+            budget follows the positives (SSD's 3:1 mining keeps 4x the
+            positives) while images without positives still yield ``num``
+            hard negatives. ``None`` (default) keeps ``num``.
         nms_thr (float, optional): IoU threshold in (0, 1] of the loss-based
             NMS; ``None`` turns it off. Defaults to 0.7.
         nms_per_label (bool): NMS separately per assigned label (background
             is a label), as the original code; ``False`` is class-agnostic.
+        nms_boxes (str): Boxes the NMS compares: ``'candidates'`` (the
+            proposals, or a dense head's prior anchors) or ``'predicted'``
+            (a dense head's decoded box predictions).
         loss (str): ``'cls+bbox'`` (paper) or ``'cls'``.
         pos_fraction (float, optional): ``None`` (default) keeps the top
             ``num`` whatever their label. A float in (0, 1] reserves
@@ -56,8 +73,10 @@ class OHEMSampler:
     def __init__(self,
                  num: int,
                  context: nn.Module,
+                 num_per_pos: Optional[float] = None,
                  nms_thr: Optional[float] = 0.7,
                  nms_per_label: bool = True,
+                 nms_boxes: str = 'candidates',
                  loss: str = 'cls+bbox',
                  pos_fraction: Optional[float] = None,
                  neg_pos_ub: float = -1,
@@ -67,8 +86,11 @@ class OHEMSampler:
         owner = type(self).__name__
         reject_unknown_options(owner, unknown, _OPTIONS)
         check_range(owner, 'num', num, low=1, integer=True)
+        check_range(owner, 'num_per_pos', num_per_pos, 0, low_open=True,
+                    allow_none=True)
         check_range(owner, 'nms_thr', nms_thr, 0, 1, low_open=True,
                     allow_none=True)
+        check_choice(owner, 'nms_boxes', nms_boxes, NMS_BOX_CHOICES)
         check_choice(owner, 'loss', loss, LOSS_CHOICES)
         check_range(owner, 'pos_fraction', pos_fraction, 0, 1,
                     low_open=True, allow_none=True)
@@ -76,15 +98,22 @@ class OHEMSampler:
         check_range(owner, 'smooth_l1_beta', smooth_l1_beta, 0,
                     low_open=True)
         self.num = int(num)
+        self.num_per_pos = num_per_pos
         self.nms_thr = nms_thr
         self.nms_per_label = nms_per_label
+        self.nms_boxes = nms_boxes
         self.loss = loss
         self.pos_fraction = pos_fraction
         self.neg_pos_ub = neg_pos_ub
         self.add_gt_as_proposals = add_gt_as_proposals
         self.smooth_l1_beta = smooth_l1_beta
         self.context = context
-        self.stage = _check_roi_head(context)
+        self.dense = getattr(context, 'ohem_dense_head', False)
+        self.stage = None if self.dense else _check_roi_head(context)
+        if nms_boxes == 'predicted' and not self.dense:
+            raise ValueError(
+                f"{owner}: `nms_boxes='predicted'` needs a dense head "
+                "(mmohem.OHEMSSDHead); RoI heads use 'candidates'.")
 
     @property
     def bbox_head(self) -> nn.Module:
@@ -113,6 +142,10 @@ class OHEMSampler:
         Returns:
             SamplingResult: The kept positives and negatives.
         """
+        if self.dense:
+            raise TypeError(
+                f'{type(self.context).__name__} mines through '
+                'OHEMSampler.mine(); sample() serves RoI heads.')
         if feats is None:
             raise ValueError(
                 'mmohem.OHEMSampler.sample needs `feats`, the image features '
@@ -125,13 +158,8 @@ class OHEMSampler:
                              self.bbox_head.num_classes)
         losses = self._example_losses(feats, priors, gt_bboxes,
                                       assign_result.gt_inds, labels, is_pos)
-        result = mine_hard_examples(
-            losses[None], (assign_result.gt_inds >= 0)[None], is_pos[None],
-            priors[None], self.num, self.nms_thr,
-            labels[None] if self.nms_per_label else None, self.pos_fraction,
-            self.neg_pos_ub)
-        kept = result.kept[0]
-        self._record(result, losses[None], is_pos[None])
+        kept = self.mine(losses[None], (assign_result.gt_inds >= 0)[None],
+                         is_pos[None], priors[None], labels[None]).kept[0]
         return SamplingResult(
             pos_inds=(kept & is_pos).nonzero().squeeze(1),
             neg_inds=(kept & ~is_pos).nonzero().squeeze(1),
@@ -139,6 +167,35 @@ class OHEMSampler:
             gt_bboxes=gt_instances.bboxes,
             assign_result=assign_result,
             gt_flags=gt_flags)
+
+    def mine(self, losses: Tensor, valid: Tensor, is_pos: Tensor,
+             boxes: Tensor, labels: Tensor) -> MiningResult:
+        """Mine hard examples from per-candidate losses, per image.
+
+        Applies this sampler's options (budget, loss-NMS, quota) and records
+        the mining statistics. :meth:`sample` calls it for one image; dense
+        heads call it for the whole batch.
+
+        Args:
+            losses (Tensor[B, N]): Per-candidate loss (no grad needed).
+            valid (Tensor[B, N]): Bool mask of candidates that may be kept.
+            is_pos (Tensor[B, N]): Bool mask of positives.
+            boxes (Tensor[B, N, 4]): Boxes compared by the NMS.
+            labels (Tensor[B, N]): Target labels, background included.
+
+        Returns:
+            MiningResult: Kept, examined and suppressed masks.
+        """
+        num = self.num
+        if self.num_per_pos is not None:
+            num = (self.num_per_pos * (valid & is_pos).sum(1)).ceil().long(
+            ).clamp(min=self.num)
+        result = mine_hard_examples(
+            losses, valid, is_pos, boxes, num, self.nms_thr,
+            labels if self.nms_per_label else None, self.pos_fraction,
+            self.neg_pos_ub)
+        self._record(result, losses, is_pos)
+        return result
 
     def _candidates(self, assign_result: AssignResult,
                     pred_instances: InstanceData,
@@ -198,34 +255,22 @@ class OHEMSampler:
 
     def _record(self, result: MiningResult, losses: Tensor,
                 is_pos: Tensor) -> None:
-        """Log mining statistics to the MessageHub (``ohem/...`` keys)."""
+        """Log kept positives/negatives, the share removed by the loss-NMS
+        and the mean loss of kept vs examined candidates to the MessageHub
+        (``ohem/...`` keys, ``ohem/s{stage}.`` for cascade stages), with a
+        single device-to-host copy."""
+        kept, examined = result.kept, result.examined
+        stats = torch.stack([
+            (kept & is_pos).sum().float(),
+            (kept & ~is_pos).sum().float(),
+            result.suppressed.sum() / examined.sum().clamp(min=1),
+            (losses * kept).sum() / kept.sum().clamp(min=1),
+            (losses * examined).sum() / examined.sum().clamp(min=1),
+        ]).tolist()
         prefix = 'train/ohem/' if self.stage is None else \
             f'train/ohem/s{self.stage}.'
-        record_mining_stats(prefix, result, losses, is_pos)
-
-
-def record_mining_stats(prefix: str, result: MiningResult, losses: Tensor,
-                        is_pos: Tensor) -> None:
-    """Record kept positives/negatives, NMS suppression and mean losses.
-
-    Args:
-        prefix (str): Key prefix, e.g. ``'train/ohem/'``.
-        result (MiningResult): Masks of the mining, each Tensor[B, N].
-        losses (Tensor[B, N]): Per-candidate losses.
-        is_pos (Tensor[B, N]): Bool mask of positives.
-    """
-    kept, examined = result.kept, result.examined
-    losses = losses.float()
-    stats = torch.stack([
-        (kept & is_pos).sum().float(),
-        (kept & ~is_pos).sum().float(),
-        result.suppressed.sum() / examined.sum().clamp(min=1),
-        (losses * kept).sum() / kept.sum().clamp(min=1),
-        (losses * examined).sum() / examined.sum().clamp(min=1),
-    ]).tolist()
-    names = ('num_pos', 'num_neg', 'nms_suppressed', 'loss_kept', 'loss_all')
-    MessageHub.get_current_instance().update_scalars(
-        {prefix + name: value for name, value in zip(names, stats)})
+        MessageHub.get_current_instance().update_scalars(
+            {prefix + name: value for name, value in zip(_STATS, stats)})
 
 
 def _check_roi_head(context: nn.Module) -> Optional[int]:
@@ -260,8 +305,3 @@ def _frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for m, training in modes:
             m.training = training
-
-
-_OPTIONS = ('num', 'context', 'nms_thr', 'nms_per_label', 'loss',
-            'pos_fraction', 'neg_pos_ub', 'add_gt_as_proposals',
-            'smooth_l1_beta')

@@ -5,18 +5,24 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.hub import get_config
 
-from mmohem.det import OHEMSampler
+from mmohem.det import OHEMSampler, OHEMSSDHead
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', 'configs')
+RCNN_SWAP = ('train_cfg.rcnn.sampler', )
+SSD_SWAP = ('train_cfg.sampler', 'bbox_head.type')
 CONFIGS = {
     'faster_rcnn/faster-rcnn_r50_fpn_ohem_1x_coco.py':
-    'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', RCNN_SWAP),
     'faster_rcnn/faster-rcnn_r50-caffe-c4_ohem_1x_coco.py':
-    'faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py',
+    ('faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', RCNN_SWAP),
     'cascade_rcnn/cascade-rcnn_r50_fpn_ohem_1x_coco.py':
-    'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+    ('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', RCNN_SWAP),
     'mask_rcnn/mask-rcnn_r50_fpn_ohem_1x_coco.py':
-    'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    ('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', RCNN_SWAP),
+    'ssd/ssd300_ohem_coco.py': ('ssd/ssd300_coco.py', SSD_SWAP),
+    'ssd/ssd512_ohem_coco.py': ('ssd/ssd512_coco.py', SSD_SWAP),
+    'ssd/ssdlite_mobilenetv2-scratch_ohem_8xb24-600e_coco.py':
+    ('ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py', SSD_SWAP),
 }
 
 
@@ -29,29 +35,43 @@ def _unscoped(value):
     return value
 
 
-def _without_samplers(model_cfg):
-    model = _unscoped(model_cfg.to_dict())
-    rcnn = model['train_cfg']['rcnn']
-    for stage in rcnn if isinstance(rcnn, list) else [rcnn]:
-        stage.pop('sampler')
-    return model
+def _drop(tree, path):
+    """Remove ``path`` ('a.b.c') from ``tree``, in each element of lists."""
+    head, _, rest = path.partition('.')
+    nodes = tree if isinstance(tree, list) else [tree]
+    for node in nodes:
+        if rest:
+            _drop(node[head], rest)
+        else:
+            node.pop(head)
+
+
+def _without(cfg, swapped):
+    cfg = _unscoped(cfg.to_dict())
+    cfg.pop('custom_imports', None)
+    for path in swapped:
+        _drop(cfg['model'], path)
+    return cfg
+
+
+def _ohem_modules(model):
+    if isinstance(model.bbox_head if hasattr(model, 'bbox_head') else None,
+                  OHEMSSDHead):
+        return [model.bbox_head.ohem_sampler]
+    samplers = model.roi_head.bbox_sampler
+    return samplers if isinstance(samplers, list) else [samplers]
 
 
 @pytest.mark.parametrize('name', sorted(CONFIGS))
 def test_config_builds_and_only_swaps_the_sampler(name):
+    base_name, swapped = CONFIGS[name]
     cfg = Config.fromfile(osp.join(ROOT, name))
-    assert cfg.custom_imports.imports == ['mmohem']
+    assert cfg.custom_imports == dict(imports=['mmohem'],
+                                      allow_failed_imports=False)
     assert cfg.default_scope == 'mmdet'
-    base = get_config(f'mmdet::{CONFIGS[name]}')
-    assert _without_samplers(cfg.model) == _without_samplers(base.model)
-    assert _unscoped({k: v for k, v in cfg.to_dict().items()
-                      if k not in ('model', 'custom_imports')}) == _unscoped(
-                          {k: v for k, v in base.to_dict().items()
-                           if k != 'model'})
+    base = get_config(f'mmdet::{base_name}')
+    assert _without(cfg, swapped) == _without(base, swapped)
     cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    samplers = model.roi_head.bbox_sampler
-    samplers = samplers if isinstance(samplers, list) else [samplers]
-    assert all(isinstance(s, OHEMSampler) for s in samplers)
-    assert all(s.num == 512 and s.nms_thr == 0.7 and s.pos_fraction is None
-               for s in samplers)
+    samplers = _ohem_modules(MODELS.build(cfg.model))
+    assert samplers and all(isinstance(s, OHEMSampler) for s in samplers)
+    assert all(s.nms_thr == 0.7 and s.pos_fraction is None for s in samplers)
