@@ -6,6 +6,7 @@ import torch
 from mmdet.models.task_modules.assigners import AssignResult
 from mmdet.models.task_modules.samplers import SamplingResult
 from mmdet.structures.bbox import bbox2roi, cat_boxes, get_box_tensor
+from mmengine.dist import all_reduce
 from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
@@ -130,6 +131,9 @@ class OHEMSampler:
                **kwargs) -> SamplingResult:
         """Mine the hard examples of one image.
 
+        Candidates with inverted boxes are never kept (RoIAlign cannot pool
+        them); zero-area ones are scored like any other.
+
         Args:
             assign_result (AssignResult): Assignment of the candidates.
             pred_instances (InstanceData): ``priors`` (Tensor[N, 4]), the
@@ -150,16 +154,22 @@ class OHEMSampler:
             raise ValueError(
                 'mmohem.OHEMSampler.sample needs `feats`, the image features '
                 'that mmdet RoI heads pass to their sampler.')
+        check_gt_labels(gt_instances.labels, self.bbox_head.num_classes)
         priors, gt_flags = self._candidates(assign_result, pred_instances,
                                             gt_instances)
         gt_bboxes = get_box_tensor(gt_instances.bboxes)
         is_pos = assign_result.gt_inds > 0
         labels = torch.where(is_pos, assign_result.labels,
                              self.bbox_head.num_classes)
-        losses = self._example_losses(feats, priors, gt_bboxes,
-                                      assign_result.gt_inds, labels, is_pos)
-        kept = self.mine(losses[None], (assign_result.gt_inds >= 0)[None],
-                         is_pos[None], priors[None], labels[None]).kept[0]
+        # Inverted boxes (x2 < x1 or y2 < y1) cannot be pooled: skipped.
+        ok = (priors[:, 2] >= priors[:, 0]) & (priors[:, 3] >= priors[:, 1])
+        losses = priors.new_zeros(len(priors), dtype=torch.float32)
+        losses[ok] = self._example_losses(feats, priors[ok], gt_bboxes,
+                                          assign_result.gt_inds[ok],
+                                          labels[ok], is_pos[ok])
+        valid = (assign_result.gt_inds >= 0) & ok
+        kept = self.mine(losses[None], valid[None], is_pos[None],
+                         priors[None], labels[None]).kept[0]
         return SamplingResult(
             pos_inds=(kept & is_pos).nonzero().squeeze(1),
             neg_inds=(kept & ~is_pos).nonzero().squeeze(1),
@@ -258,7 +268,9 @@ class OHEMSampler:
         """Log kept positives/negatives, the share removed by the loss-NMS
         and the mean loss of kept vs examined candidates to the MessageHub
         (``ohem/...`` keys, ``ohem/s{stage}.`` for cascade stages), with a
-        single device-to-host copy."""
+        single device-to-host copy. Mining is per rank on its own images;
+        in distributed training the logged values are the mean over ranks.
+        """
         kept, examined = result.kept, result.examined
         stats = torch.stack([
             (kept & is_pos).sum().float(),
@@ -266,11 +278,27 @@ class OHEMSampler:
             result.suppressed.sum() / examined.sum().clamp(min=1),
             (losses * kept).sum() / kept.sum().clamp(min=1),
             (losses * examined).sum() / examined.sum().clamp(min=1),
-        ]).tolist()
+        ])
+        all_reduce(stats, op='mean')
         prefix = 'train/ohem/' if self.stage is None else \
             f'train/ohem/s{self.stage}.'
         MessageHub.get_current_instance().update_scalars(
-            {prefix + name: value for name, value in zip(_STATS, stats)})
+            {prefix + name: value
+             for name, value in zip(_STATS, stats.tolist())})
+
+
+def check_gt_labels(labels: Tensor, num_classes: int) -> None:
+    """Raise when a ground-truth label is outside ``[0, num_classes)``.
+
+    Args:
+        labels (Tensor[K]): ``gt_instances.labels`` of one or more images.
+        num_classes (int): The head's number of classes.
+    """
+    if labels.numel() and bool(((labels < 0) | (labels >= num_classes)).any()):
+        raise ValueError(
+            f'OHEM: `gt_instances.labels` must lie in [0, {num_classes - 1}] '
+            f'(the head has num_classes={num_classes}); got values from '
+            f'{int(labels.min())} to {int(labels.max())}.')
 
 
 def _check_roi_head(context: nn.Module) -> Optional[int]:

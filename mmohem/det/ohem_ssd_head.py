@@ -9,7 +9,7 @@ from torch import Tensor
 
 from mmohem.mining import box_losses, cls_losses
 from mmohem.registry import DET_MODELS
-from .ohem_sampler import OHEMSampler
+from .ohem_sampler import OHEMSampler, check_gt_labels
 
 
 @DET_MODELS.register_module()
@@ -74,6 +74,8 @@ class OHEMSSDHead(SSDHead):
             dict[str, list[Tensor]]: ``loss_cls`` and ``loss_bbox``, one
             scalar per image.
         """
+        check_gt_labels(torch.cat([gt.labels for gt in batch_gt_instances]),
+                        self.num_classes)
         (scores, preds, anchors, labels, label_weights, targets,
          avg_factor) = self._flat_targets(cls_scores, bbox_preds,
                                           batch_gt_instances,

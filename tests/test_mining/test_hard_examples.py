@@ -122,3 +122,12 @@ def test_non_finite_loss_is_an_error():
     valid = torch.ones(1, 2, dtype=torch.bool)
     with pytest.raises(FloatingPointError, match='non-finite'):
         mine_hard_examples(losses, valid, valid, torch.rand(1, 2, 4), 1)
+
+
+def test_degenerate_boxes_neither_crash_nor_suppress():
+    boxes = torch.tensor([[[5., 5., 5., 5.], [5., 5., 5., 5.],
+                           [30., 30., 10., 10.], [0., 0., 8., 8.]]])
+    losses = torch.tensor([[4., 3., 2., 1.]])
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    result = mine_hard_examples(losses, valid, ~valid, boxes, num=4)
+    assert result.kept.all()
