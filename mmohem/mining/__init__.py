@@ -2,8 +2,11 @@
 from .example_loss import box_losses, cls_losses, example_losses
 from .hard_examples import (MiningResult, loss_nms, mine_hard_examples,
                             select_top_losses)
+from .pixel import (check_finite_logits, hard_pixel_mask, pixel_nll,
+                    select_hard_pixels, top_loss_mask, valid_pixels)
 
 __all__ = [
-    'MiningResult', 'box_losses', 'cls_losses', 'example_losses', 'loss_nms',
-    'mine_hard_examples', 'select_top_losses'
+    'MiningResult', 'box_losses', 'cls_losses', 'example_losses', 'loss_nms', 'mine_hard_examples',
+    'select_top_losses', 'check_finite_logits', 'hard_pixel_mask',
+    'pixel_nll', 'select_hard_pixels', 'top_loss_mask', 'valid_pixels'
 ]

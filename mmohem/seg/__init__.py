@@ -5,4 +5,7 @@ if not has_package('mmseg'):
     raise ImportError(
         "mmohem.seg needs mmsegmentation: pip install 'mmsegmentation>=1.0.0,<1.3.0'")
 
-__all__ = []
+from .ohem_cross_entropy import (OhemCrossEntropyLoss,  # noqa: E402
+                                 OhemCrossEntropySampler, OhemRule)
+
+__all__ = ['OhemCrossEntropyLoss', 'OhemCrossEntropySampler', 'OhemRule']

@@ -1,0 +1,284 @@
+"""CPU benchmark of mmohem.OhemCrossEntropy against mmseg (not a test).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_seg.py --out bench_seg.json
+
+Each case runs in two fresh subprocesses. Time: the step runs ``--warmup``
+times, then ``--repeats`` times; the median wall time is reported. Peak
+memory: after one warm-up step, the RSS high-water mark is reset
+(``/proc/self/clear_refs``) and the peak RSS of one more step minus the RSS
+just before it is reported: the memory the step needs on top of its inputs.
+That subprocess runs with ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc
+returns every freed tensor to the OS and RSS follows live tensor memory
+(tracemalloc does not see torch tensors); the timing one keeps the default
+allocator, whose page-fault costs that setting would change.
+
+Cases, all with thresh=0.7 and min_kept=100000 per image:
+
+* ``sampler``: logits 8x19x512x1024, ~12% ignored pixels (bottom tenth of
+  each image, the ego vehicle, plus 2% scattered); mmseg's OHEMPixelSampler
+  vs ours, no gradient;
+* ``loss``: same inputs, forward + backward; mmseg's CrossEntropyLoss
+  (avg_non_ignore=True) vs our loss flavour;
+* ``pspnet``: one training step (forward, loss, backward) of a PSPNet
+  R18-d8 on 2x3x256x512 (min_kept scaled to the crop, 12500 per image):
+  plain CE, mmseg's OHEMPixelSampler, our sampler, our loss flavour.
+
+Logit regimes of the sampler and loss cases: ``random`` (N(0, 1) logits:
+nearly every pixel is hard, the early-training case) and ``confident`` (the
+true class boosted on 95% of the pixels: ~6% are hard, so min_kept decides
+and the selection runs, the late-training case). The PSPNet cases use the
+logits of a freshly initialised network (regime ``init``: nearly every pixel
+is hard).
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+from mmengine.config import Config
+from mmengine.structures import PixelData
+from mmseg.models.losses import CrossEntropyLoss
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.structures.sampler import OHEMPixelSampler
+from mmseg.utils import register_all_modules
+
+from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
+
+SHAPE = (8, 19, 512, 1024)
+THRESH = 0.7
+MIN_KEPT = 100000
+PSP_SHAPE = (2, 3, 256, 512)
+PSP_MIN_KEPT = MIN_KEPT * PSP_SHAPE[2] * PSP_SHAPE[3] // (512 * 1024)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, 'configs', 'pspnet',
+                      'pspnet_r50-d8_ohem_4xb2-40k_cityscapes-512x1024.py')
+
+CASES = {
+    'sampler/mmseg': ('sampler', 'mmseg OHEMPixelSampler'),
+    'sampler/mmohem': ('sampler', 'mmohem OhemCrossEntropy sampler'),
+    'loss/ce': ('loss', 'mmseg CrossEntropyLoss'),
+    'loss/mmohem': ('loss', 'mmohem OhemCrossEntropy loss'),
+    'pspnet/ce': ('pspnet', 'PSPNet-R18 CE (no OHEM)'),
+    'pspnet/mmseg-sampler': ('pspnet', 'PSPNet-R18 + mmseg OHEMPixelSampler'),
+    'pspnet/mmohem-sampler': ('pspnet', 'PSPNet-R18 + mmohem sampler'),
+    'pspnet/mmohem-loss': ('pspnet', 'PSPNet-R18 + mmohem loss'),
+}
+BASELINES = {'sampler': 'sampler/mmseg', 'loss': 'loss/ce',
+             'pspnet': 'pspnet/ce'}
+REGIMES = ('random', 'confident')
+PSP_REGIME = 'init'
+
+
+def make_batch(shape, regime: str, requires_grad: bool = False):
+    """Logits Tensor[B, C, H, W] and labels Tensor[B, H, W] (255 ignored)."""
+    gen = torch.Generator().manual_seed(0)
+    b, c, h, w = shape
+    labels = torch.randint(0, c, (b, h, w), generator=gen)
+    labels[:, h - h // 10:] = 255
+    labels[torch.rand(b, h, w, generator=gen) < 0.02] = 255
+    logits = torch.randn(shape, generator=gen)
+    if regime == 'confident':
+        boost = 6. * (torch.rand(b, 1, h, w, generator=gen) > 0.05)
+        logits.scatter_add_(1, labels.clamp(max=c - 1)[:, None], boost)
+    return logits.requires_grad_(requires_grad), labels
+
+
+def sampler_step(case: str, regime: str) -> Callable[[], None]:
+    """mmseg's or our sampler on the big logits, no gradient."""
+
+    class Head:
+        ignore_index = 255
+        loss_decode = CrossEntropyLoss()
+
+    cls = OHEMPixelSampler if case == 'sampler/mmseg' else \
+        OhemCrossEntropySampler
+    sampler = cls(Head(), thresh=THRESH, min_kept=MIN_KEPT)
+    logits, labels = make_batch(SHAPE, regime)
+    labels = labels[:, None]
+
+    def step():
+        with torch.no_grad():
+            sampler.sample(logits, labels)
+
+    return step
+
+
+def loss_step(case: str, regime: str) -> Callable[[], None]:
+    """mmseg's CrossEntropyLoss or ours, forward + backward."""
+    loss = CrossEntropyLoss(avg_non_ignore=True) if case == 'loss/ce' else \
+        OhemCrossEntropyLoss(thresh=THRESH, min_kept=MIN_KEPT)
+    logits, labels = make_batch(SHAPE, regime, requires_grad=True)
+
+    def step():
+        logits.grad = None
+        loss(logits, labels, ignore_index=255).backward()
+
+    return step
+
+
+def pspnet_step(case: str, regime: str) -> Callable[[], None]:
+    """One PSPNet-R18 training step with the case's OHEM (or none)."""
+    register_all_modules(init_default_scope=True)
+    model_cfg = Config.fromfile(CONFIG).model
+    model_cfg.pretrained = None
+    model_cfg.backbone.depth = 18
+    model_cfg.decode_head.update(in_channels=512, channels=128)
+    model_cfg.auxiliary_head.update(in_channels=256, channels=64)
+    for part in ('backbone', 'decode_head', 'auxiliary_head'):
+        model_cfg[part].norm_cfg = dict(type='BN', requires_grad=True)
+    ohem = dict(type='mmohem.OhemCrossEntropy', thresh=THRESH,
+                min_kept=PSP_MIN_KEPT)
+    if case == 'pspnet/ce':
+        model_cfg.decode_head.sampler = None
+    elif case == 'pspnet/mmseg-sampler':
+        model_cfg.decode_head.sampler = dict(ohem, type='OHEMPixelSampler')
+    elif case == 'pspnet/mmohem-sampler':
+        model_cfg.decode_head.sampler = ohem
+    else:
+        model_cfg.decode_head.sampler = None
+        model_cfg.decode_head.loss_decode = ohem
+        model_cfg.auxiliary_head.loss_decode = dict(ohem, loss_weight=0.4)
+    model = MODELS.build(model_cfg).train()
+    gen = torch.Generator().manual_seed(0)
+    b, _, h, w = PSP_SHAPE
+    inputs = torch.randn(PSP_SHAPE, generator=gen)
+    _, labels = make_batch((b, 19, h, w), 'random')
+    samples = [
+        SegDataSample(
+            gt_sem_seg=PixelData(data=label[None]),
+            metainfo=dict(img_shape=(h, w), pad_shape=(h, w)))
+        for label in labels
+    ]
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        loss, _ = model.parse_losses(model.loss(inputs, samples))
+        loss.backward()
+
+    return step
+
+
+STEPS = {'sampler': sampler_step, 'loss': loss_step, 'pspnet': pspnet_step}
+
+
+def _status_mb(key: str) -> float:
+    with open('/proc/self/status') as f:
+        kb = re.search(rf'^{key}:\s+(\d+) kB', f.read(), re.M).group(1)
+    return int(kb) / 1024
+
+
+def time_case(step: Callable[[], None], warmup: int, repeats: int) -> Dict:
+    """Median wall time of ``step`` after ``warmup`` runs."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return dict(median_ms=1000 * statistics.median(times),
+                times_ms=[1000 * t for t in times])
+
+
+def measure_case(step: Callable[[], None]) -> Dict:
+    """Peak RSS of one ``step`` above the RSS before it, after a warm-up."""
+    step()
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+    base = _status_mb('VmRSS')
+    step()
+    return dict(peak_mb=_status_mb('VmHWM') - base)
+
+
+def spawn(case: str, regime: str, what: str, args) -> Dict:
+    """Run one measurement of one case in a fresh subprocess."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    if what == 'memory':
+        env['MALLOC_MMAP_THRESHOLD_'] = '65536'
+    cmd = [sys.executable, os.path.abspath(__file__), '--child', case,
+           '--regime', regime, '--measure', what, '--warmup',
+           str(args.warmup), '--repeats', str(args.repeats), '--threads',
+           str(args.threads)]
+    out = subprocess.run(cmd, env=env, cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def table(results: List[Dict]) -> str:
+    """Markdown table; ratios against each group's baseline and regime."""
+    by_key = {(r['case'], r['regime']): r for r in results}
+    lines = [
+        '| case | logits | median ms | x baseline | peak MB | x baseline |',
+        '|---|---|---:|---:|---:|---:|'
+    ]
+    for r in results:
+        base = by_key.get((BASELINES[CASES[r['case']][0]], r['regime']))
+        time_x = mem_x = '-'
+        if base is not None:
+            time_x = f"{r['median_ms'] / base['median_ms']:.2f}"
+            mem_x = f"{r['peak_mb'] / max(base['peak_mb'], 1e-9):.2f}"
+        lines.append(f"| {CASES[r['case']][1]} | {r['regime']} | "
+                     f"{r['median_ms']:.0f} | {time_x} | "
+                     f"{r['peak_mb']:.0f} | {mem_x} |")
+    return '\n'.join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', default='bench_seg.json')
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--cases', nargs='+', default=list(CASES),
+                        choices=list(CASES))
+    parser.add_argument('--regimes', nargs='+', default=list(REGIMES),
+                        choices=REGIMES)
+    parser.add_argument('--child', choices=list(CASES), help=argparse.SUPPRESS)
+    parser.add_argument('--regime', choices=REGIMES + (PSP_REGIME, ),
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--measure', choices=('time', 'memory'),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        torch.set_num_threads(args.threads)
+        step = STEPS[CASES[args.child][0]](args.child, args.regime)
+        print(json.dumps(
+            time_case(step, args.warmup, args.repeats) if args.measure ==
+            'time' else measure_case(step)))
+        return
+    results = []
+    for case in args.cases:
+        regimes = [PSP_REGIME] if CASES[case][0] == 'pspnet' else args.regimes
+        for regime in regimes:
+            results.append(dict(case=case, regime=regime,
+                                load_avg_1min=os.getloadavg()[0],
+                                **spawn(case, regime, 'time', args),
+                                **spawn(case, regime, 'memory', args)))
+            print(f"{case:24s} {regime:9s} {results[-1]['median_ms']:8.0f} ms"
+                  f" {results[-1]['peak_mb']:8.0f} MB", file=sys.stderr)
+    report = dict(
+        command=' '.join([os.path.basename(sys.executable)] + sys.argv),
+        torch=torch.__version__, threads=args.threads,
+        cpu=platform.processor() or platform.machine(),
+        logits_shape=SHAPE, pspnet_input=PSP_SHAPE, thresh=THRESH,
+        min_kept=MIN_KEPT, pspnet_min_kept=PSP_MIN_KEPT,
+        memory='peak RSS of one step minus RSS before it, fresh '
+        'subprocess, MALLOC_MMAP_THRESHOLD_=65536',
+        results=results)
+    print(table(results))
+    with open(args.out, 'w') as f:
+        json.dump(report, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
