@@ -1,6 +1,8 @@
 # The two README commands: `make demo` (main job on the demo data) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# setuptools<82 (needed for pkg_resources) warns on every import of it.
+export PYTHONWARNINGS ?= ignore:pkg_resources is deprecated as an API:UserWarning
 
 .PHONY: env demo test
 

@@ -11,7 +11,7 @@ Either upstream package may be missing: the registries of the missing one
 raise an ``ImportError`` naming the package to install when used.
 """
 import importlib.util
-from typing import Any, List
+from typing import Any, List, Type
 
 from mmengine.registry import Registry
 
@@ -61,7 +61,20 @@ def _child(package: str, name: str, locations: List[str]) -> Any:
 
 DET_MODELS = _child('mmdet', 'MODELS', ['mmohem.det'])
 DET_TASK_UTILS = _child('mmdet', 'TASK_UTILS', ['mmohem.det'])
-DET_HOOKS = _child('mmdet', 'HOOKS', ['mmohem.det'])
+DET_HOOKS = _child('mmdet', 'HOOKS', ['mmohem.det', 'mmohem.vis'])
 SEG_MODELS = _child('mmseg', 'MODELS', ['mmohem.seg'])
 SEG_TASK_UTILS = _child('mmseg', 'TASK_UTILS', ['mmohem.seg'])
-SEG_HOOKS = _child('mmseg', 'HOOKS', ['mmohem.seg'])
+SEG_HOOKS = _child('mmseg', 'HOOKS', ['mmohem.seg', 'mmohem.vis'])
+
+
+def register_hook(cls: Type) -> Type:
+    """Class decorator: register a hook in ``DET_HOOKS`` and ``SEG_HOOKS``.
+
+    Only the registries of the installed packages, so that
+    ``type='mmohem.X'`` finds it from an mmdet config and from an mmseg
+    config alike.
+    """
+    for package, registry in (('mmdet', DET_HOOKS), ('mmseg', SEG_HOOKS)):
+        if has_package(package):
+            registry.register_module(module=cls)
+    return cls

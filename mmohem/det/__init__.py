@@ -6,5 +6,6 @@ if not has_package('mmdet'):
 
 from .ohem_sampler import OHEMSampler  # noqa: E402
 from .ohem_ssd_head import OHEMSSDHead  # noqa: E402
+from .ssd_head import SSDHead  # noqa: E402
 
-__all__ = ['OHEMSampler', 'OHEMSSDHead']
+__all__ = ['OHEMSampler', 'OHEMSSDHead', 'SSDHead']

@@ -11,7 +11,8 @@ from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmohem.mining import MiningResult, example_losses, mine_hard_examples
+from mmohem.mining import (CapturableMiner, MiningResult, example_losses,
+                           mine_hard_examples)
 from mmohem.registry import DET_TASK_UTILS
 from mmohem.utils import check_choice, check_range, reject_unknown_options
 
@@ -24,7 +25,7 @@ _OPTIONS = ('num', 'context', 'num_per_pos', 'nms_thr', 'nms_per_label',
 
 
 @DET_TASK_UTILS.register_module()
-class OHEMSampler:
+class OHEMSampler(CapturableMiner):
     """Online Hard Example Mining (Shrivastava et al., CVPR 2016).
 
     For each image, every candidate (all proposals, plus the ground truth
@@ -43,6 +44,10 @@ class OHEMSampler:
     per-anchor losses themselves (``mmohem.OHEMSSDHead``) declare
     ``ohem_dense_head = True`` and call :meth:`mine` instead of
     :meth:`sample`.
+
+    ``mmohem.OHEMVisHook`` draws what it mines: an armed sampler (see
+    :mod:`mmohem.mining.capture`) stores the first image of
+    :meth:`mine`'s first call of the iteration in ``ohem_capture``.
 
     Args:
         num (int): Examples kept per image (B/N in the paper); with
@@ -205,6 +210,8 @@ class OHEMSampler:
             labels if self.nms_per_label else None, self.pos_fraction,
             self.neg_pos_ub)
         self._record(result, losses, is_pos)
+        if self.ohem_capture is not None:
+            self.ohem_capture.store_boxes(result, boxes, is_pos)
         return result
 
     def _candidates(self, assign_result: AssignResult,

@@ -2,7 +2,6 @@
 from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmdet.models.dense_heads import SSDHead
 from mmdet.models.task_modules.samplers import PseudoSampler
 from mmdet.utils import InstanceList, OptInstanceList
 from torch import Tensor
@@ -10,11 +9,15 @@ from torch import Tensor
 from mmohem.mining import box_losses, cls_losses
 from mmohem.registry import DET_MODELS
 from .ohem_sampler import OHEMSampler, check_gt_labels
+from .ssd_head import SSDHead
 
 
 @DET_MODELS.register_module()
 class OHEMSSDHead(SSDHead):
     """``SSDHead`` trained with Online Hard Example Mining.
+
+    Subclasses mmdet's ``SSDHead`` through :class:`mmohem.det.SSDHead`, so
+    it also evaluates under mmdet 3.3.
 
     Takes every ``SSDHead`` argument unchanged; ``train_cfg.sampler`` must
     be ``dict(type='mmohem.OHEMSampler', ...)`` and carries the OHEM

@@ -1,4 +1,5 @@
 """Mining math in plain torch: no registry, no mmdet / mmseg imports."""
+from .capture import CapturableMiner, MiningCapture
 from .example_loss import box_losses, cls_losses, example_losses
 from .hard_examples import (MiningResult, loss_nms, mine_hard_examples,
                             select_top_losses)
@@ -6,7 +7,8 @@ from .pixel import (check_finite_logits, hard_pixel_mask, pixel_nll,
                     select_hard_pixels, top_loss_mask, valid_pixels)
 
 __all__ = [
-    'MiningResult', 'box_losses', 'cls_losses', 'example_losses', 'loss_nms', 'mine_hard_examples',
+    'CapturableMiner', 'MiningCapture', 'MiningResult', 'box_losses',
+    'cls_losses', 'example_losses', 'loss_nms', 'mine_hard_examples',
     'select_top_losses', 'check_finite_logits', 'hard_pixel_mask',
     'pixel_nll', 'select_hard_pixels', 'top_loss_mask', 'valid_pixels'
 ]

@@ -27,7 +27,8 @@ _NUM_BUCKETS = 0x10001
 def check_finite_logits(tensor: Tensor, name: str) -> None:
     """Raise ``FloatingPointError`` when ``tensor`` holds NaN or inf.
 
-    One reduction pass (``aminmax``), no temporary of the tensor's size.
+    One reduction pass (``aminmax``), no temporary of the tensor's size
+    (except float16 on CPU, upcast for want of a kernel).
 
     Args:
         tensor (Tensor): Any floating tensor, e.g. logits Tensor[B, C, H, W].
@@ -35,7 +36,10 @@ def check_finite_logits(tensor: Tensor, name: str) -> None:
     """
     if tensor.numel() == 0:
         return
-    low, high = torch.aminmax(tensor.detach())
+    values = tensor.detach()
+    if values.dtype == torch.float16 and values.device.type == 'cpu':
+        values = values.float()  # no CPU float16 aminmax kernel
+    low, high = torch.aminmax(values)
     if not bool(torch.isfinite(low) & torch.isfinite(high)):
         raise FloatingPointError(
             f'{name} contains NaN or infinite values (min {float(low)}, '

@@ -17,17 +17,23 @@ does) or ``min_kept_ratio`` of the batch's valid pixels are kept, the least
 confident first; ``thresh=None`` keeps the top ``min_kept`` by loss. Pixels
 are ranked by their unweighted softmax cross-entropy, whatever the class
 weights.
+
+Both flavours can be armed by ``mmohem.OHEMVisHook`` (see
+:mod:`mmohem.mining.capture`): an armed one stores the kept-pixel mask of
+the batch's first image in ``ohem_capture``.
 """
 from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import all_reduce
+from mmengine.logging import MessageHub
 from mmseg.models.losses.utils import get_class_weight
 from mmseg.structures.sampler import BasePixelSampler
 from torch import Tensor, nn
 
-from mmohem.mining import (check_finite_logits, hard_pixel_mask,
-                           select_hard_pixels, valid_pixels)
+from mmohem.mining import (CapturableMiner, check_finite_logits,
+                           hard_pixel_mask, select_hard_pixels, valid_pixels)
 from mmohem.registry import SEG_MODELS, SEG_TASK_UTILS
 from mmohem.utils import check_choice, check_range, reject_unknown_options
 
@@ -88,7 +94,7 @@ class OhemRule:
 
 
 @SEG_TASK_UTILS.register_module(name='OhemCrossEntropy')
-class OhemCrossEntropySampler(BasePixelSampler):
+class OhemCrossEntropySampler(BasePixelSampler, CapturableMiner):
     """OHEM pixel sampler: ``decode_head.sampler`` flavour.
 
     Returns the 0/1 per-pixel weight that ``BaseDecodeHead.loss_by_feat``
@@ -139,15 +145,20 @@ class OhemCrossEntropySampler(BasePixelSampler):
             ignore_index=self.context.ignore_index,
             name=f'{NAME} (sampler): seg_logits',
             **self.rule.mining_args(labels.size(0)))
+        record_kept_pixels(keep,
+                           valid_pixels(labels, self.context.ignore_index))
+        if self.ohem_capture is not None:
+            self.ohem_capture.store_pixels(keep)
         return keep.to(seg_logit.dtype)
 
 
 @SEG_MODELS.register_module(name='OhemCrossEntropy')
-class OhemCrossEntropyLoss(nn.Module):
+class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
     """OHEM softmax cross-entropy: ``decode_head.loss_decode`` flavour.
 
-    Each pixel's cross-entropy is computed once; the kept pixels are
-    selected from its detached values and only they contribute. Follows
+    Each pixel's cross-entropy is computed once, in float32 whatever the
+    logits' dtype (AMP); the kept pixels are selected from its detached
+    values and only they contribute. Follows
     mmseg ``CrossEntropyLoss``'s conventions: ``loss_weight`` scales the
     result, ``class_weight`` weights each pixel by its true class, the
     ``ignore_index`` the head passes wins over this loss's own, ``weight``
@@ -249,10 +260,13 @@ class OhemCrossEntropyLoss(nn.Module):
         check_finite_logits(cls_score, f'{owner}: seg_logits')
         valid = valid_pixels(label, ignore_index)
         losses = F.cross_entropy(
-            cls_score, label, reduction='none',
+            cls_score.float(), label, reduction='none',
             ignore_index=-100 if ignore_index is None else ignore_index)
         keep = select_hard_pixels(losses, valid,
                                   **self.rule.mining_args(label.size(0)))
+        record_kept_pixels(keep, valid)
+        if self.ohem_capture is not None:
+            self.ohem_capture.store_pixels(keep)
         class_w = self._pixel_class_weight(label, valid, cls_score.size(1))
         pixel_w = keep.to(losses.dtype) if class_w is None else keep * class_w
         if weight is not None:
@@ -291,6 +305,30 @@ class OhemCrossEntropyLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f'{self.rule}, avg_non_ignore={self.avg_non_ignore}, '
                 f'loss_weight={self.loss_weight}, loss_name={self.loss_name}')
+
+
+def record_kept_pixels(keep: Tensor, valid: Tensor) -> None:
+    """Log the mining statistics of a batch to the MessageHub.
+
+    ``train/ohem/kept_fraction`` (kept / valid pixels) and
+    ``train/ohem/num_kept`` (kept pixels per image), with one
+    device-to-host copy. Every rank mines its own images; in distributed
+    training the logged values are the mean over ranks. A head with OHEM in
+    both its loss and its auxiliary loss logs the mean of the two.
+
+    Args:
+        keep (Tensor[B, H, W]): Bool mask of the kept pixels.
+        valid (Tensor[B, H, W]): Bool mask of the valid pixels.
+    """
+    num_kept = keep.sum().float()
+    stats = torch.stack([num_kept / valid.sum().clamp(min=1),
+                         num_kept / keep.size(0)])
+    all_reduce(stats, op='mean')
+    fraction, per_image = stats.tolist()
+    MessageHub.get_current_instance().update_scalars({
+        'train/ohem/kept_fraction': fraction,
+        'train/ohem/num_kept': per_image
+    })
 
 
 def _label_map(seg_label: Tensor, seg_logit: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
 from mmseg.models.losses import CrossEntropyLoss
 from mmseg.registry import MODELS, TASK_UTILS
@@ -136,6 +137,48 @@ def test_sampler_needs_a_head_as_context():
     with pytest.raises(ValueError, match='context.ignore_index'):
         TASK_UTILS.build(dict(type=OHEM),
                          default_args=dict(context=Head('255')))
+
+
+@pytest.mark.parametrize('flavour', ['sampler', 'loss'])
+def test_both_flavours_log_the_kept_pixels(flavour):
+    logits, labels = _batch(confident=0.5)
+    hub = MessageHub.get_instance(f'test_kept_pixels_{flavour}')
+    assert MessageHub.get_current_instance() is hub
+    if flavour == 'sampler':
+        kept = _sampler(min_kept=50).sample(logits, labels[:, None])
+    else:
+        loss = MODELS.build(dict(type=OHEM, min_kept=50))
+        kept = loss(logits, labels, reduction_override='none') > 0
+    valid = labels != IGNORE
+    fraction = hub.get_scalar('train/ohem/kept_fraction').current()
+    per_image = hub.get_scalar('train/ohem/num_kept').current()
+    assert fraction == pytest.approx(float(kept.sum() / valid.sum()))
+    assert per_image == pytest.approx(float(kept.sum()) / 2)
+    assert 0 < fraction < 1
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize('flavour', ['sampler', 'loss'])
+def test_low_precision_logits_are_mined_in_float32(flavour, dtype):
+    """AMP hands the heads bf16/fp16 logits: the selection must be that of
+    the same values in float32, and the loss float32."""
+    logits, labels = _batch(confident=0.5)
+    low = logits.to(dtype)
+    if flavour == 'sampler':
+        sampler = _sampler(min_kept=50)
+        kept = sampler.sample(low, labels[:, None])
+        assert kept.dtype == dtype
+        expected = sampler.sample(low.float(), labels[:, None])
+        assert torch.equal(kept.float(), expected)
+    else:
+        loss = MODELS.build(dict(type=OHEM, min_kept=50))
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            value = loss(low.requires_grad_(), labels)
+        assert value.dtype == torch.float32
+        assert value.item() == pytest.approx(
+            loss(low.float(), labels).item(), rel=1e-6)
+        value.backward()
+        assert torch.isfinite(low.grad).all()
 
 
 # Loss flavour ----------------------------------------------------------------

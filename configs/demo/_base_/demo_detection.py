@@ -1,0 +1,85 @@
+# Data, schedule and runtime shared by the detection demo configs: the
+# embedded demo scenes (mmohem.demo.generate), 128x128 images, 3 classes.
+_base_ = 'mmdet::_base_/default_runtime.py'
+custom_imports = dict(imports=['mmohem'], allow_failed_imports=False)
+
+# Relative to this file, i.e. <repo>/data/mmohem_demo/; tools/benchmark.py
+# overrides it with --data-root.
+data_root = '{{ fileDirname }}/../../../data/mmohem_demo/'
+classes = ('ellipse', 'triangle', 'star')
+image_size = (128, 128)
+max_iters = 400
+batch_size = 8
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+metainfo = dict(
+    classes=classes, palette=[(220, 20, 60), (0, 128, 0), (0, 0, 230)])
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='CocoDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/train.json',
+        data_prefix=dict(img='train/images/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=0),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CocoDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/val.json',
+        data_prefix=dict(img='val/images/'),
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/val.json',
+    metric='bbox',
+    classwise=True,
+    format_only=False)
+test_evaluator = val_evaluator
+
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters,
+         T_max=max_iters, eta_min=1e-5),
+]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                    interval=max_iters))
+log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)

@@ -1,0 +1,48 @@
+"""Fixtures for the command-line tools: a tiny demo dataset and the
+``--cfg-options`` that point a demo config at it with a short schedule."""
+import os.path as osp
+from typing import Callable, Dict, List
+
+import pytest
+from mmengine.config import Config
+
+from mmohem.benchmark.pairs import data_root_options, schedule_options
+from mmohem.demo.generate import DatasetSpec, ensure_dataset
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='session')
+def ohem_demo_config() -> Dict[str, str]:
+    """Paths of the OHEM demo configs: ``'det'`` (Faster R-CNN), ``'seg'``
+    (PSPNet)."""
+    return {
+        'det': osp.join(ROOT,
+                        'configs/demo/faster-rcnn_r18-tiny_fpn_ohem_demo.py'),
+        'seg': osp.join(ROOT, 'configs/demo/pspnet_r18-tiny-d8_ohem_demo.py'),
+    }
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory) -> str:
+    """A demo dataset of 4 train and 2 val scenes."""
+    root = str(tmp_path_factory.mktemp('demo_data'))
+    ensure_dataset(root, DatasetSpec(num_train=4, num_val=2))
+    return root
+
+
+@pytest.fixture
+def demo_options(demo_data) -> Callable[[str, int], List[str]]:
+    """Factory: (config, iters) -> ``KEY=VALUE`` strings for the tools:
+    the tiny dataset, ``iters`` iterations (evaluated and saved at the end),
+    batch 2 and a log line every iteration."""
+
+    def options(config: str, iters: int) -> List[str]:
+        cfg = Config.fromfile(config)
+        values = dict(data_root_options(cfg, demo_data),
+                      **schedule_options(cfg, iters))
+        values.update({'train_dataloader.batch_size': 2,
+                       'default_hooks.logger.interval': 1})
+        return [f'{k}={v}' for k, v in values.items()]
+
+    return options

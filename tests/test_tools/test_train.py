@@ -1,0 +1,97 @@
+"""tools/train.py, tools/test.py and tools/dist_train.sh on CPU: resume,
+testing a checkpoint, 2-process gloo training, the --amp refusal."""
+import json
+import os
+import os.path as osp
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TASKS = ['det', 'seg']
+
+
+def _run(command, **env):
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS='1', **env))
+    return result
+
+
+def _train(config, work_dir, options, *extra):
+    return _run([sys.executable, osp.join(ROOT, 'tools', 'train.py'),
+                 config, '--work-dir', str(work_dir), *extra,
+                 '--cfg-options', *options])
+
+
+def _train_iters(log):
+    """Training iterations a text log reports, in order."""
+    return [int(m) for m in re.findall(r'Iter\(train\) \[\s*(\d+)/', log)]
+
+
+def _logs(work_dir):
+    return [p.read_text() for p in sorted(work_dir.glob('*/*.log'))]
+
+
+@pytest.mark.parametrize('task', TASKS)
+def test_resume_continues_to_the_same_iteration_count(
+        task, ohem_demo_config, demo_options, tmp_path):
+    config = ohem_demo_config[task]
+    options = demo_options(config, 4) + ['default_hooks.checkpoint.interval=2']
+    first = _train(config, tmp_path, options + ['train_cfg.max_iters=2'])
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (tmp_path / 'iter_2.pth').is_file()
+    second = _train(config, tmp_path, options, '--resume')
+    assert second.returncode == 0, second.stderr[-3000:]
+    first_log, second_log = _logs(tmp_path)
+    assert _train_iters(first_log) == [1, 2]
+    assert 'resumed' in second_log.lower()
+    assert _train_iters(second_log) == [3, 4]
+    assert 'ohem/' in second_log
+    checkpoint = tmp_path / 'iter_4.pth'
+    assert checkpoint.is_file()
+    test_dir = tmp_path / 'test'
+    tested = _run([sys.executable, osp.join(ROOT, 'tools', 'test.py'),
+                   config, str(checkpoint), '--work-dir', str(test_dir),
+                   '--cfg-options', *options])
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    (metrics, ) = test_dir.glob('*/*.json')
+    assert ('coco/bbox_mAP' if task == 'det' else 'mIoU') in json.loads(
+        metrics.read_text())
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize('task', TASKS)
+def test_two_process_gloo_training(task, ohem_demo_config, demo_options,
+                                   tmp_path):
+    config = ohem_demo_config[task]
+    result = _run(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), config,
+                   '2', '--work-dir', str(tmp_path), '--cfg-options',
+                   *demo_options(config, 3)],
+                  PYTHON=sys.executable, PORT=_free_port())
+    assert result.returncode == 0, result.stderr[-3000:]
+    (log, ) = _logs(tmp_path)  # rank 0 writes the log
+    assert 'Distributed training: True' in log
+    assert re.search(r'GPU number: 2\b', log)  # mmengine's name for ranks
+    assert _train_iters(log)[-1] == 3
+    assert 'ohem/' in log
+    # Every rank mined: rank 1's statistics reach rank 0's log only through
+    # the all-reduce, and both ranks finished (exit 0 above).
+    assert (tmp_path / 'iter_3.pth').is_file()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
+def test_amp_on_cpu_is_a_clear_error(ohem_demo_config, tmp_path):
+    result = _train(ohem_demo_config['det'], tmp_path, ['randomness.seed=0'],
+                    '--amp')
+    assert result.returncode != 0
+    assert 'AmpOptimWrapper runs only on CUDA' in result.stderr
