@@ -18,26 +18,21 @@ initialises the process group itself with the ``gloo`` backend (from the
 process group ready and trains as usual. With CUDA nothing changes.
 """
 import argparse
-import os
 from typing import Optional, Sequence
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmohem.utils import load_config
+from mmohem.utils import load_config, parse_tool_args
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description='Train with mmengine.')
     parser.add_argument('config', help='config file')
-    parser.add_argument(
-        '--work-dir',
-        help='where logs and checkpoints go (default: the config\'s '
-        'work_dir, else work_dirs/<config name>)')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -46,21 +41,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'checkpoint of the work dir')
     parser.add_argument(
         '--amp', action='store_true', help='automatic mixed precision')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='key=value pairs merged into the config, e.g. '
-        'train_cfg.max_iters=100 randomness.seed=1')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='distributed launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_tool_args(parser, argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:

@@ -7,6 +7,6 @@ model = dict(
         rcnn=dict(
             sampler=dict(_delete_=True, type='mmohem.OHEMSampler', num=64))))
 
-# Draws what OHEM mines every 100 iterations (4 pictures per 400-iteration
+# Draws what OHEM mines every 100 iterations (8 pictures per 800-iteration
 # run) into <work_dir>/<timestamp>/vis_data/vis_image/.
 custom_hooks = [dict(type='mmohem.OHEMVisHook', interval=100)]

@@ -8,6 +8,6 @@ model = dict(
         sampler=dict(type='mmohem.OhemCrossEntropy', thresh=0.7,
                      min_kept=3125)))
 
-# Draws what OHEM mines every 100 iterations (4 pictures per 400-iteration
+# Draws what OHEM mines every 100 iterations (8 pictures per 800-iteration
 # run) into <work_dir>/<timestamp>/vis_data/vis_image/.
 custom_hooks = [dict(type='mmohem.OHEMVisHook', interval=100)]

@@ -1,8 +1,10 @@
-"""Load an mmengine config the way the command-line tools do."""
+"""Command-line plumbing shared by tools/train.py and tools/test.py."""
+import argparse
+import os
 import os.path as osp
-from typing import Optional
+from typing import Optional, Sequence
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 
 def load_config(path: str,
@@ -31,3 +33,33 @@ def load_config(path: str,
         cfg.work_dir = osp.join('work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def parse_tool_args(parser: argparse.ArgumentParser,
+                    argv: Optional[Sequence[str]] = None
+                    ) -> argparse.Namespace:
+    """Add the options every tool takes, parse, and export ``LOCAL_RANK``.
+
+    Adds ``--work-dir``, ``--cfg-options``, ``--launcher`` and
+    ``--local-rank`` (as ``torch.distributed.launch`` passes it) to a
+    parser that already has the tool's own arguments.
+    """
+    parser.add_argument(
+        '--work-dir',
+        help='where logs and checkpoints go (default: the config\'s '
+        'work_dir, else work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='key=value pairs merged into the config, e.g. '
+        'train_cfg.max_iters=100 randomness.seed=1')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='distributed launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args

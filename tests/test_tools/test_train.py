@@ -95,3 +95,27 @@ def test_amp_on_cpu_is_a_clear_error(ohem_demo_config, tmp_path):
                     '--amp')
     assert result.returncode != 0
     assert 'AmpOptimWrapper runs only on CUDA' in result.stderr
+
+
+def _ohem_records(work_dir):
+    """The ``ohem/...`` scalars of every logged training iteration."""
+    (scalars, ) = work_dir.glob('*/vis_data/scalars.json')
+    records = [json.loads(line) for line in scalars.read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k.startswith('ohem/')}
+            for r in records if 'lr' in r]
+
+
+@pytest.mark.parametrize('task', TASKS)
+def test_fixed_seed_deterministic_runs_mine_the_same(task, ohem_demo_config,
+                                                     demo_options, tmp_path):
+    config = ohem_demo_config[task]
+    options = demo_options(config, 3) + [
+        'randomness.seed=7', 'randomness.deterministic=True'
+    ]
+    runs = []
+    for name in ('a', 'b'):
+        result = _train(config, tmp_path / name, options)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append(_ohem_records(tmp_path / name))
+    assert len(runs[0]) == 3 and all(runs[0])
+    assert runs[0] == runs[1]

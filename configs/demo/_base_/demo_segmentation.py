@@ -1,14 +1,13 @@
-# Data, schedule and runtime shared by the segmentation demo configs: the
+# Data and runtime shared by the segmentation demo configs: the
 # label maps of the embedded demo scenes (mmohem.demo.generate), 128x128
 # images, background + 3 classes.
-_base_ = 'mmseg::_base_/default_runtime.py'
+_base_ = ['mmseg::_base_/default_runtime.py', './demo_schedule.py']
 custom_imports = dict(imports=['mmohem'], allow_failed_imports=False)
 
 # Relative to this file, i.e. <repo>/data/mmohem_demo/; tools/benchmark.py
 # overrides it with --data-root.
 data_root = '{{ fileDirname }}/../../../data/mmohem_demo/'
 image_size = (128, 128)
-max_iters = 400
 batch_size = 8
 
 train_pipeline = [
@@ -54,21 +53,8 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=50),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters,
-         T_max=max_iters, eta_min=1e-5),
-]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=max_iters))
+                    interval={{_base_.max_iters}}))
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)
