@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 
 def time_training(model, data: dict, timed_owner, timed_method: str,
@@ -63,6 +63,19 @@ def time_training(model, data: dict, timed_owner, timed_method: str,
         threads=torch.get_num_threads())
 
 
+def time_case(step: Callable[[], None], warmup: int, repeats: int) -> Dict:
+    """Median wall time of ``step`` after ``warmup`` runs."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return dict(median_ms=1000 * statistics.median(times),
+                times_ms=[1000 * t for t in times])
+
+
 def table(results: List[dict], first_header: str, part_header: str) -> str:
     """Markdown table of the results, time ratios against the first."""
     base = results[0]['iter_s']
@@ -77,11 +90,21 @@ def table(results: List[dict], first_header: str, part_header: str) -> str:
     return '\n'.join(lines)
 
 
-def main(script: str, variants: Dict[str, object],
+def main(script: str,
+         variants: Dict[str, object],
          run_variant: Callable[[str, argparse.Namespace], dict],
-         description: str, defaults: dict, headers: tuple) -> None:
+         description: str,
+         defaults: dict,
+         headers: tuple,
+         add_arguments: Optional[Callable[[argparse.ArgumentParser],
+                                          None]] = None) -> None:
     """Command line of a benchmark script: run every variant in a
-    subprocess of ``script``, print the table and write the JSON."""
+    subprocess of ``script``, print the table and write the JSON.
+
+    ``add_arguments`` adds the script's own options; every option but
+    ``--out`` is passed on to the variant subprocesses and saved in the
+    JSON.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--iters', type=int, default=5)
@@ -89,22 +112,25 @@ def main(script: str, variants: Dict[str, object],
     parser.add_argument('--batch', type=int, default=defaults['batch'])
     parser.add_argument('--out', default=defaults['out'])
     parser.add_argument('--variant', help=argparse.SUPPRESS)
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args()
     if args.variant:
         result = run_variant(args.variant, args)
         print(json.dumps(dict(result, variant=args.variant)))
         return
+    settings = {
+        k: v
+        for k, v in vars(args).items() if k not in ('out', 'variant')
+    }
     results = []
     for name in variants:
         print(f'running {name} ...', file=sys.stderr, flush=True)
         out = subprocess.run(
-            [sys.executable, script, '--variant', name] + [
-                f'--{k}={getattr(args, k)}'
-                for k in ('warmup', 'iters', 'size', 'batch')
-            ],
+            [sys.executable, script, '--variant', name] +
+            [f'--{k.replace("_", "-")}={v}' for k, v in settings.items()],
             check=True, capture_output=True, text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     print(table(results, *headers))
     with open(args.out, 'w') as f:
-        json.dump(dict(warmup=args.warmup, iters=args.iters, size=args.size,
-                       batch=args.batch, results=results), f, indent=2)
+        json.dump(dict(settings, results=results), f, indent=2)

@@ -4,6 +4,8 @@ Faster R-CNN R50-FPN (random init), batch 2 at 512x512 by default, on CPU,
 with mmdet's RandomSampler, mmdet's OHEMSampler and mmohem's OHEMSampler
 with its loss-based NMS on and off; the part time is the time spent inside
 ``sampler.sample`` per iteration (see bench_common.py for the method).
+``--roi-align torchvision`` makes the RoI extractor's mmcv ``RoIAlign`` call
+torchvision's kernel (``use_torchvision=True``) in every variant.
 
 Usage::
 
@@ -41,6 +43,8 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     cfg.model.backbone.init_cfg = None
     cfg.model.train_cfg.rcnn.sampler = VARIANTS[name]
+    roi_layer = cfg.model.roi_head.bbox_roi_extractor.roi_layer
+    roi_layer.use_torchvision = args.roi_align == 'torchvision'
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.train()
@@ -51,7 +55,17 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
                          args.warmup, args.iters)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The RoIAlign kernel option."""
+    parser.add_argument(
+        '--roi-align',
+        choices=['mmcv', 'torchvision'],
+        default='mmcv',
+        help='RoIAlign kernel of the RoI extractor (default: mmcv, as in '
+        'the mmdet config)')
+
+
 if __name__ == '__main__':
     main(__file__, VARIANTS, run_variant, __doc__.split('\n\n')[0],
          dict(size=512, batch=2, out='bench_roi_sampler.json'),
-         ('sampler', 'sampler'))
+         ('sampler', 'sampler'), add_arguments)

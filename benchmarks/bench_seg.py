@@ -37,10 +37,8 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
-import time
 from typing import Callable, Dict, List
 
 import torch
@@ -53,6 +51,8 @@ from mmseg.structures.sampler import OHEMPixelSampler
 from mmseg.utils import register_all_modules
 
 from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
+
+from bench_common import time_case
 
 SHAPE = (8, 19, 512, 1024)
 THRESH = 0.7
@@ -175,19 +175,6 @@ def _status_mb(key: str) -> float:
     with open('/proc/self/status') as f:
         kb = re.search(rf'^{key}:\s+(\d+) kB', f.read(), re.M).group(1)
     return int(kb) / 1024
-
-
-def time_case(step: Callable[[], None], warmup: int, repeats: int) -> Dict:
-    """Median wall time of ``step`` after ``warmup`` runs."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return dict(median_ms=1000 * statistics.median(times),
-                times_ms=[1000 * t for t in times])
 
 
 def measure_case(step: Callable[[], None]) -> Dict:

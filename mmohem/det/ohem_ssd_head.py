@@ -1,5 +1,5 @@
 """SSD head whose fixed 3:1 hard negative mining is replaced by OHEM."""
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from mmdet.models.task_modules.samplers import PseudoSampler

@@ -120,7 +120,8 @@ def select_hard_pixels(losses: Tensor,
         hard = torch.zeros_like(valid)
     else:
         hard = valid & (losses > -math.log(thresh))
-    num_valid, num_hard = torch.stack([valid.sum(), hard.sum()]).tolist()
+    num_valid, num_hard = torch.stack(
+        [valid.count_nonzero(), hard.count_nonzero()]).tolist()
     num_kept = max(min_kept, int(min_kept_ratio * num_valid))
     if num_hard >= num_kept:
         return hard

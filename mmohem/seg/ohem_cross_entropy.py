@@ -297,7 +297,8 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
                     class_w: Optional[Tensor]) -> Union[Tensor, int]:
         """Denominator of the mean (see the class docstring)."""
         if self.avg_non_ignore:
-            return (keep if class_w is None else keep * class_w).sum()
+            return keep.count_nonzero() if class_w is None else (
+                keep * class_w).sum()
         if class_w is None:
             return valid.numel()
         return class_w.where(valid, 1.).sum()
@@ -320,8 +321,8 @@ def record_kept_pixels(keep: Tensor, valid: Tensor) -> None:
         keep (Tensor[B, H, W]): Bool mask of the kept pixels.
         valid (Tensor[B, H, W]): Bool mask of the valid pixels.
     """
-    num_kept = keep.sum().float()
-    stats = torch.stack([num_kept / valid.sum().clamp(min=1),
+    num_kept = keep.count_nonzero().float()
+    stats = torch.stack([num_kept / valid.count_nonzero().clamp(min=1),
                          num_kept / keep.size(0)])
     all_reduce(stats, op='mean')
     fraction, per_image = stats.tolist()

@@ -102,6 +102,29 @@ def test_training_step_mines_what_the_rule_says(config, detector_cfg,
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
+def test_torchvision_roi_align_kernel_mines_the_same(detector_cfg,
+                                                     monkeypatch):
+    """The README's CPU speed-up keeps every mined example unchanged."""
+    cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    _set_sampler(cfg, OHEM)
+    model = MODELS.build(cfg)
+    packed = demo_mm_inputs(2, (3, 128, 128), num_items=[3, 1],
+                            num_classes=80)
+    data = model.data_preprocessor(packed, True)
+    kept = []
+    for use_torchvision in (False, True):
+        for layer in model.roi_head.bbox_roi_extractor.roi_layers:
+            layer.use_torchvision = use_torchvision
+        spy = _MiningSpy(monkeypatch)
+        torch.manual_seed(0)
+        model(**data, mode='loss')
+        kept.append([(args[0], result.kept) for args, result in spy.calls])
+    assert len(kept[0]) == 2
+    for (losses, mask), (tv_losses, tv_mask) in zip(*kept):
+        assert torch.equal(losses, tv_losses)
+        assert torch.equal(mask, tv_mask)
+
+
 def test_cascade_stages_score_with_their_own_head(detector_cfg):
     cfg = detector_cfg('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py')
     _set_sampler(cfg, OHEM)
