@@ -67,14 +67,26 @@ SEG_TASK_UTILS = _child('mmseg', 'TASK_UTILS', ['mmohem.seg'])
 SEG_HOOKS = _child('mmseg', 'HOOKS', ['mmohem.seg', 'mmohem.vis'])
 
 
-def register_hook(cls: Type) -> Type:
-    """Class decorator: register a hook in ``DET_HOOKS`` and ``SEG_HOOKS``.
+DET_OPTIM_WRAPPERS = _child('mmdet', 'OPTIM_WRAPPERS', ['mmohem.optim'])
+SEG_OPTIM_WRAPPERS = _child('mmseg', 'OPTIM_WRAPPERS', ['mmohem.optim'])
 
-    Only the registries of the installed packages, so that
-    ``type='mmohem.X'`` finds it from an mmdet config and from an mmseg
-    config alike.
-    """
-    for package, registry in (('mmdet', DET_HOOKS), ('mmseg', SEG_HOOKS)):
+
+def _register_in_both(cls: Type, det_registry: Any, seg_registry: Any) -> Type:
+    """Register ``cls`` in the registries of the installed packages, so
+    that ``type='mmohem.X'`` finds it from an mmdet and an mmseg config."""
+    for package, registry in (('mmdet', det_registry), ('mmseg',
+                                                        seg_registry)):
         if has_package(package):
             registry.register_module(module=cls)
     return cls
+
+
+def register_hook(cls: Type) -> Type:
+    """Class decorator: register a hook in ``DET_HOOKS`` and ``SEG_HOOKS``."""
+    return _register_in_both(cls, DET_HOOKS, SEG_HOOKS)
+
+
+def register_optim_wrapper(cls: Type) -> Type:
+    """Class decorator: register an optimizer wrapper in
+    ``DET_OPTIM_WRAPPERS`` and ``SEG_OPTIM_WRAPPERS``."""
+    return _register_in_both(cls, DET_OPTIM_WRAPPERS, SEG_OPTIM_WRAPPERS)

@@ -16,6 +16,10 @@ initialises the process group itself with the ``gloo`` backend (from the
 ``torchrun`` environment) and wraps the model with
 ``MMDistributedDataParallel(device_ids=None)``; the Runner then finds the
 process group ready and trains as usual. With CUDA nothing changes.
+
+``--amp`` without CUDA trains under a bfloat16 CPU autocast
+(``mmohem.CPUAmpOptimWrapper``), which mmengine's ``AmpOptimWrapper`` does
+not offer; see :func:`use_amp`.
 """
 import argparse
 from typing import Optional, Sequence
@@ -40,7 +44,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='resume from this checkpoint, or, given alone, from the latest '
         'checkpoint of the work dir')
     parser.add_argument(
-        '--amp', action='store_true', help='automatic mixed precision')
+        '--amp',
+        action='store_true',
+        help='mixed precision: AmpOptimWrapper (float16) with CUDA, '
+        'mmohem.CPUAmpOptimWrapper (bfloat16) without')
     return parse_tool_args(parser, argv)
 
 
@@ -49,13 +56,7 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.launcher, args.cfg_options,
                       args.work_dir)
     if args.amp:
-        if not torch.cuda.is_available():
-            raise SystemExit(
-                '--amp: mmengine\'s AmpOptimWrapper runs only on CUDA (or '
-                'NPU/MLU/MUSA) devices and this machine has none; train '
-                'without --amp on CPU.')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        use_amp(cfg)
     if args.launcher != 'none' and not torch.cuda.is_available():
         cfg.model_wrapper_cfg = dict(
             type='MMDistributedDataParallel', device_ids=None,
@@ -66,6 +67,29 @@ def build_config(args: argparse.Namespace) -> Config:
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     return cfg
+
+
+def use_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to mixed precision.
+
+    With CUDA, mmengine's ``AmpOptimWrapper`` (float16, dynamic loss
+    scale); without, ``mmohem.CPUAmpOptimWrapper`` (bfloat16 autocast),
+    except for models with an RPN, whose proposals go through mmcv's CPU
+    ``nms`` kernel, which takes float32 only.
+    """
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+        return
+    if cfg.model.get('rpn_head') is not None:
+        raise SystemExit(
+            '--amp on a CPU: this model has an RPN (model.rpn_head), whose '
+            'proposals go through mmcv\'s CPU nms kernel, which takes '
+            'float32 only (bfloat16 autocast fails there); train it without '
+            '--amp on a CPU, or with --amp on a GPU.')
+    cfg.optim_wrapper.type = 'mmohem.CPUAmpOptimWrapper'
+    for key in ('loss_scale', 'dtype'):  # AmpOptimWrapper's own options
+        cfg.optim_wrapper.pop(key, None)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

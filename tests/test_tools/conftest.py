@@ -15,11 +15,13 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 @pytest.fixture(scope='session')
 def ohem_demo_config() -> Dict[str, str]:
     """Paths of the OHEM demo configs: ``'det'`` (Faster R-CNN), ``'seg'``
-    (PSPNet)."""
+    (PSPNet), ``'ssd'`` (SSDlite)."""
     return {
         'det': osp.join(ROOT,
                         'configs/demo/faster-rcnn_r18-tiny_fpn_ohem_demo.py'),
         'seg': osp.join(ROOT, 'configs/demo/pspnet_r18-tiny-d8_ohem_demo.py'),
+        'ssd': osp.join(ROOT,
+                        'configs/demo/ssdlite_mobilenetv2-tiny_ohem_demo.py'),
     }
 
 
