@@ -119,7 +119,7 @@ class Row:
         if noise is None:
             return f'{winner} (1 seed, noise unknown)' if rounded else winner
         if abs(delta) <= 2 * noise:
-            return f'{winner}, within noise (|Δ| ≤ 2 SE)'
+            return f'{winner}, within noise (Δ within 2 SE)'
         return winner
 
     def to_dict(self) -> dict:

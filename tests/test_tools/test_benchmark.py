@@ -96,7 +96,13 @@ def test_work_dirs_mode_reads_the_benchmark_layout(benchmark, tmp_path):
     row = json.loads((out / 'benchmark.json').read_text())['rows'][0]
     assert row['baseline']['values'] == pytest.approx([30.0, 32.0])
     assert row['ohem']['values'] == pytest.approx([31.0, 35.0])
-    assert '31.0 ± 1.4' in (out / 'benchmark.md').read_text()
+    table = (out / 'benchmark.md').read_text()
+    assert '31.0 ± 1.4' in table
+    # Δ = 2.0 is within 2 standard errors (2 * 2.24): the verdict says so,
+    # and no cell text breaks the Markdown table.
+    lines = [line for line in table.splitlines() if line.startswith('|')]
+    assert 'within noise' in lines[2]
+    assert len({line.count('|') for line in lines}) == 1
 
 
 def test_work_dirs_mode_rejects_a_folder_without_runs(benchmark, tmp_path):
