@@ -105,22 +105,39 @@ def test_training_step_mines_what_the_rule_says(config, detector_cfg,
 def test_torchvision_roi_align_kernel_mines_the_same(detector_cfg,
                                                      monkeypatch):
     """The README's CPU speed-up keeps every mined example unchanged."""
+    import torchvision.ops
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     _set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
     packed = demo_mm_inputs(2, (3, 128, 128), num_items=[3, 1],
                             num_classes=80)
     data = model.data_preprocessor(packed, True)
-    kept = []
+    tv_calls = []
+    tv_roi_align = torchvision.ops.roi_align
+
+    def counted_roi_align(input, boxes, output_size, spatial_scale=1.0,
+                          sampling_ratio=-1, aligned=False):
+        tv_calls.append(1)
+        return tv_roi_align(input, boxes, output_size, spatial_scale,
+                            sampling_ratio, aligned)
+
+    # mmcv's RoIAlign imports torchvision's kernel at call time and looks
+    # for an ``aligned`` argument in its signature.
+    monkeypatch.setattr(torchvision.ops, 'roi_align', counted_roi_align)
+    kept, calls = [], []
     for use_torchvision in (False, True):
         for layer in model.roi_head.bbox_roi_extractor.roi_layers:
             layer.use_torchvision = use_torchvision
         spy = _MiningSpy(monkeypatch)
+        tv_calls.clear()
         torch.manual_seed(0)
         model(**data, mode='loss')
+        calls.append(len(tv_calls))
         kept.append([(args[0], result.kept) for args, result in spy.calls])
-    assert len(kept[0]) == 2
+    assert calls[0] == 0 and calls[1] > 0  # the kernel really switched
+    assert len(kept[0]) == len(kept[1]) == 2
     for (losses, mask), (tv_losses, tv_mask) in zip(*kept):
+        assert mask.any()
         assert torch.equal(losses, tv_losses)
         assert torch.equal(mask, tv_mask)
 
