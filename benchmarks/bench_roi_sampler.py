@@ -13,7 +13,9 @@ Usage::
 """
 import argparse
 
-from bench_common import main, time_training
+from bench_common import image_size, main
+
+from mmohem.benchmark.timing import time_training
 
 VARIANTS = {
     'RandomSampler (mmdet)':
@@ -47,8 +49,8 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     roi_layer.use_torchvision = args.roi_align == 'torchvision'
     model = MODELS.build(cfg.model)
     model.init_weights()
-    model.train()
-    packed = demo_mm_inputs(args.batch, (3, args.size, args.size),
+    model.to(args.device).train()
+    packed = demo_mm_inputs(args.batch, (3, *image_size(args.size)),
                             num_items=[8] * args.batch, num_classes=80)
     data = model.data_preprocessor(packed, True)
     return time_training(model, data, model.roi_head.bbox_sampler, 'sample',

@@ -1,8 +1,13 @@
-"""CPU benchmark of mmohem.OhemCrossEntropy against mmseg (not a test).
+"""Benchmark of mmohem.OhemCrossEntropy against mmseg (not a test).
 
 Usage::
 
     .venv/bin/python benchmarks/bench_seg.py --out bench_seg.json
+    python benchmarks/bench_seg.py --device cuda --cases sampler/mmseg \
+        sampler/mmohem --out bench_seg_cuda.json
+
+On CUDA the peak memory is the step's peak allocation above the memory
+allocated before it.
 
 Each case runs in two fresh subprocesses. Time: the step runs ``--warmup``
 times, then ``--repeats`` times; the median wall time is reported. Peak
@@ -52,7 +57,7 @@ from mmseg.utils import register_all_modules
 
 from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
 
-from bench_common import time_case
+from mmohem.benchmark.timing import time_case
 
 SHAPE = (8, 19, 512, 1024)
 THRESH = 0.7
@@ -79,8 +84,10 @@ REGIMES = ('random', 'confident')
 PSP_REGIME = 'init'
 
 
-def make_batch(shape, regime: str, requires_grad: bool = False):
-    """Logits Tensor[B, C, H, W] and labels Tensor[B, H, W] (255 ignored)."""
+def make_batch(shape, regime: str, requires_grad: bool = False,
+               device: str = 'cpu'):
+    """Logits Tensor[B, C, H, W] and labels Tensor[B, H, W] (255 ignored),
+    made on the CPU and moved to ``device``."""
     gen = torch.Generator().manual_seed(0)
     b, c, h, w = shape
     labels = torch.randint(0, c, (b, h, w), generator=gen)
@@ -90,10 +97,12 @@ def make_batch(shape, regime: str, requires_grad: bool = False):
     if regime == 'confident':
         boost = 6. * (torch.rand(b, 1, h, w, generator=gen) > 0.05)
         logits.scatter_add_(1, labels.clamp(max=c - 1)[:, None], boost)
+    logits, labels = logits.to(device), labels.to(device)
     return logits.requires_grad_(requires_grad), labels
 
 
-def sampler_step(case: str, regime: str) -> Callable[[], None]:
+def sampler_step(case: str, regime: str,
+                 device: str) -> Callable[[], None]:
     """mmseg's or our sampler on the big logits, no gradient."""
 
     class Head:
@@ -103,7 +112,7 @@ def sampler_step(case: str, regime: str) -> Callable[[], None]:
     cls = OHEMPixelSampler if case == 'sampler/mmseg' else \
         OhemCrossEntropySampler
     sampler = cls(Head(), thresh=THRESH, min_kept=MIN_KEPT)
-    logits, labels = make_batch(SHAPE, regime)
+    logits, labels = make_batch(SHAPE, regime, device=device)
     labels = labels[:, None]
 
     def step():
@@ -113,11 +122,12 @@ def sampler_step(case: str, regime: str) -> Callable[[], None]:
     return step
 
 
-def loss_step(case: str, regime: str) -> Callable[[], None]:
+def loss_step(case: str, regime: str, device: str) -> Callable[[], None]:
     """mmseg's CrossEntropyLoss or ours, forward + backward."""
     loss = CrossEntropyLoss(avg_non_ignore=True) if case == 'loss/ce' else \
         OhemCrossEntropyLoss(thresh=THRESH, min_kept=MIN_KEPT)
-    logits, labels = make_batch(SHAPE, regime, requires_grad=True)
+    logits, labels = make_batch(SHAPE, regime, requires_grad=True,
+                                device=device)
 
     def step():
         logits.grad = None
@@ -126,7 +136,7 @@ def loss_step(case: str, regime: str) -> Callable[[], None]:
     return step
 
 
-def pspnet_step(case: str, regime: str) -> Callable[[], None]:
+def pspnet_step(case: str, regime: str, device: str) -> Callable[[], None]:
     """One PSPNet-R18 training step with the case's OHEM (or none)."""
     register_all_modules(init_default_scope=True)
     model_cfg = Config.fromfile(CONFIG).model
@@ -148,11 +158,11 @@ def pspnet_step(case: str, regime: str) -> Callable[[], None]:
         model_cfg.decode_head.sampler = None
         model_cfg.decode_head.loss_decode = ohem
         model_cfg.auxiliary_head.loss_decode = dict(ohem, loss_weight=0.4)
-    model = MODELS.build(model_cfg).train()
+    model = MODELS.build(model_cfg).to(device).train()
     gen = torch.Generator().manual_seed(0)
     b, _, h, w = PSP_SHAPE
-    inputs = torch.randn(PSP_SHAPE, generator=gen)
-    _, labels = make_batch((b, 19, h, w), 'random')
+    inputs = torch.randn(PSP_SHAPE, generator=gen).to(device)
+    _, labels = make_batch((b, 19, h, w), 'random', device=device)
     samples = [
         SegDataSample(
             gt_sem_seg=PixelData(data=label[None]),
@@ -177,9 +187,17 @@ def _status_mb(key: str) -> float:
     return int(kb) / 1024
 
 
-def measure_case(step: Callable[[], None]) -> Dict:
-    """Peak RSS of one ``step`` above the RSS before it, after a warm-up."""
+def measure_case(step: Callable[[], None], device: str) -> Dict:
+    """Peak memory of one ``step`` above the memory before it, after a
+    warm-up: RSS on the CPU, allocated memory on CUDA."""
     step()
+    if device == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return dict(peak_mb=(torch.cuda.max_memory_allocated() - base) / 2**20)
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')
     base = _status_mb('VmRSS')
@@ -195,7 +213,7 @@ def spawn(case: str, regime: str, what: str, args) -> Dict:
     cmd = [sys.executable, os.path.abspath(__file__), '--child', case,
            '--regime', regime, '--measure', what, '--warmup',
            str(args.warmup), '--repeats', str(args.repeats), '--threads',
-           str(args.threads)]
+           str(args.threads), '--device', args.device]
     out = subprocess.run(cmd, env=env, cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -226,6 +244,7 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     parser.add_argument('--cases', nargs='+', default=list(CASES),
                         choices=list(CASES))
     parser.add_argument('--regimes', nargs='+', default=list(REGIMES),
@@ -238,10 +257,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         torch.set_num_threads(args.threads)
-        step = STEPS[CASES[args.child][0]](args.child, args.regime)
+        step = STEPS[CASES[args.child][0]](args.child, args.regime,
+                                           args.device)
         print(json.dumps(
             time_case(step, args.warmup, args.repeats) if args.measure ==
-            'time' else measure_case(step)))
+            'time' else measure_case(step, args.device)))
         return
     results = []
     for case in args.cases:
@@ -256,11 +276,15 @@ def main() -> None:
     report = dict(
         command=' '.join([os.path.basename(sys.executable)] + sys.argv),
         torch=torch.__version__, threads=args.threads,
-        cpu=platform.processor() or platform.machine(),
+        cpu=platform.processor() or platform.machine(), device=args.device,
+        gpu=(torch.cuda.get_device_name() if args.device == 'cuda' else
+             None),
         logits_shape=SHAPE, pspnet_input=PSP_SHAPE, thresh=THRESH,
         min_kept=MIN_KEPT, pspnet_min_kept=PSP_MIN_KEPT,
-        memory='peak RSS of one step minus RSS before it, fresh '
-        'subprocess, MALLOC_MMAP_THRESHOLD_=65536',
+        memory=('peak CUDA allocation of one step minus the allocation '
+                'before it' if args.device == 'cuda' else
+                'peak RSS of one step minus RSS before it, fresh '
+                'subprocess, MALLOC_MMAP_THRESHOLD_=65536'),
         results=results)
     print(table(results))
     with open(args.out, 'w') as f:

@@ -17,11 +17,16 @@ initialises the process group itself with the ``gloo`` backend (from the
 ``MMDistributedDataParallel(device_ids=None)``; the Runner then finds the
 process group ready and trains as usual. With CUDA nothing changes.
 
+With ``randomness.deterministic=True`` the script sets
+``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (unless already set) before CUDA starts,
+which cuBLAS needs for deterministic results (see :func:`deterministic_env`).
+
 ``--amp`` without CUDA trains under a bfloat16 CPU autocast
 (``mmohem.CPUAmpOptimWrapper``), which mmengine's ``AmpOptimWrapper`` does
 not offer; see :func:`use_amp`.
 """
 import argparse
+import os
 from typing import Optional, Sequence
 
 import torch
@@ -55,6 +60,7 @@ def build_config(args: argparse.Namespace) -> Config:
     """The config file with the command-line overrides applied."""
     cfg = load_config(args.config, args.launcher, args.cfg_options,
                       args.work_dir)
+    deterministic_env(cfg)
     if args.amp:
         use_amp(cfg)
     if args.launcher != 'none' and not torch.cuda.is_available():
@@ -67,6 +73,18 @@ def build_config(args: argparse.Namespace) -> Config:
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     return cfg
+
+
+def deterministic_env(cfg: Config) -> None:
+    """Set ``CUBLAS_WORKSPACE_CONFIG`` for a deterministic run.
+
+    mmengine's ``deterministic=True`` calls
+    ``torch.use_deterministic_algorithms(True)``, under which cuBLAS raises
+    unless this variable was set before its first use; a value the user set
+    is kept.
+    """
+    if cfg.get('randomness', {}).get('deterministic', False):
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
 
 
 def use_amp(cfg: Config) -> None:

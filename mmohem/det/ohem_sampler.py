@@ -1,27 +1,25 @@
 """OHEM sampler for mmdet RoI heads: one read-only forward, loss-NMS, top-B."""
 from contextlib import contextmanager
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from mmdet.models.task_modules.assigners import AssignResult
 from mmdet.models.task_modules.samplers import SamplingResult
 from mmdet.structures.bbox import bbox2roi, cat_boxes, get_box_tensor
-from mmengine.dist import all_reduce
-from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmohem.mining import (CapturableMiner, MiningResult, example_losses,
                            mine_hard_examples)
 from mmohem.registry import DET_TASK_UTILS
-from mmohem.utils import check_choice, check_range, reject_unknown_options
+from mmohem.utils import (MiningStats, check_choice, check_range,
+                          reject_unknown_options)
 
 LOSS_CHOICES = ('cls', 'cls+bbox')
 NMS_BOX_CHOICES = ('candidates', 'predicted')
-_STATS = ('num_pos', 'num_neg', 'nms_suppressed', 'loss_kept', 'loss_all')
 _OPTIONS = ('num', 'context', 'num_per_pos', 'nms_thr', 'nms_per_label',
             'nms_boxes', 'loss', 'pos_fraction', 'neg_pos_ub',
-            'add_gt_as_proposals', 'smooth_l1_beta')
+            'add_gt_as_proposals', 'smooth_l1_beta', 'score_chunk')
 
 
 @DET_TASK_UTILS.register_module()
@@ -31,7 +29,10 @@ class OHEMSampler(CapturableMiner):
     For each image, every candidate (all proposals, plus the ground truth
     when ``add_gt_as_proposals``) is scored by one read-only forward of the
     RoI head given as ``context``: no gradient, no stored activations, the
-    head in eval mode (no dropout, no BatchNorm statistics update). The
+    head in eval mode (no dropout, no BatchNorm statistics update), at most
+    ``score_chunk`` candidates at a time, and, under autocast, no cached
+    weight casts (a cast made without gradient and reused by the training
+    forward would leave the head's weights without gradients). The
     per-example loss is the classification cross-entropy plus, for
     positives, the smooth-L1 loss of the box regression. A loss-based NMS
     drops near-duplicates and the ``num`` candidates of highest loss are
@@ -74,6 +75,9 @@ class OHEMSampler(CapturableMiner):
         add_gt_as_proposals (bool): Add the ground-truth boxes to the
             candidates.
         smooth_l1_beta (float): Transition point of the smooth-L1 term.
+        score_chunk (int): Candidates scored per forward of the read-only
+            pass; bounds its activation memory (a C4 shared head holds
+            about 1 MB per candidate in float32). Defaults to 1024.
     """
 
     def __init__(self,
@@ -88,6 +92,7 @@ class OHEMSampler(CapturableMiner):
                  neg_pos_ub: float = -1,
                  add_gt_as_proposals: bool = True,
                  smooth_l1_beta: float = 1.0,
+                 score_chunk: int = 1024,
                  **unknown) -> None:
         owner = type(self).__name__
         reject_unknown_options(owner, unknown, _OPTIONS)
@@ -103,6 +108,7 @@ class OHEMSampler(CapturableMiner):
         check_range(owner, 'neg_pos_ub', neg_pos_ub)
         check_range(owner, 'smooth_l1_beta', smooth_l1_beta, 0,
                     low_open=True)
+        check_range(owner, 'score_chunk', score_chunk, low=1, integer=True)
         self.num = int(num)
         self.num_per_pos = num_per_pos
         self.nms_thr = nms_thr
@@ -113,6 +119,7 @@ class OHEMSampler(CapturableMiner):
         self.neg_pos_ub = neg_pos_ub
         self.add_gt_as_proposals = add_gt_as_proposals
         self.smooth_l1_beta = smooth_l1_beta
+        self.score_chunk = int(score_chunk)
         self.context = context
         self.dense = getattr(context, 'ohem_dense_head', False)
         self.stage = None if self.dense else _check_roi_head(context)
@@ -120,6 +127,10 @@ class OHEMSampler(CapturableMiner):
             raise ValueError(
                 f"{owner}: `nms_boxes='predicted'` needs a dense head "
                 "(mmohem.OHEMSSDHead); RoI heads use 'candidates'.")
+        self.stats = MiningStats('' if self.stage is None else
+                                 f's{self.stage}.')
+        if not self.dense:
+            self.bbox_head.register_forward_pre_hook(self._publish_stats)
 
     @property
     def bbox_head(self) -> nn.Module:
@@ -136,8 +147,10 @@ class OHEMSampler(CapturableMiner):
                **kwargs) -> SamplingResult:
         """Mine the hard examples of one image.
 
-        Candidates with inverted boxes are never kept (RoIAlign cannot pool
-        them); zero-area ones are scored like any other.
+        Candidates with inverted boxes are never kept; zero-area ones are
+        scored like any other. Statistics of each image are summed on the
+        device and published once per iteration, when the training forward
+        of the bbox head starts.
 
         Args:
             assign_result (AssignResult): Assignment of the candidates.
@@ -166,13 +179,13 @@ class OHEMSampler(CapturableMiner):
         is_pos = assign_result.gt_inds > 0
         labels = torch.where(is_pos, assign_result.labels,
                              self.bbox_head.num_classes)
-        # Inverted boxes (x2 < x1 or y2 < y1) cannot be pooled: skipped.
-        ok = (priors[:, 2] >= priors[:, 0]) & (priors[:, 3] >= priors[:, 1])
-        losses = priors.new_zeros(len(priors), dtype=torch.float32)
-        losses[ok] = self._example_losses(feats, priors[ok], gt_bboxes,
-                                          assign_result.gt_inds[ok],
-                                          labels[ok], is_pos[ok])
-        valid = (assign_result.gt_inds >= 0) & ok
+        # Inverted boxes (x2 < x1 or y2 < y1) are scored upright, never kept.
+        upright = (priors[:, 2] >= priors[:, 0]) & (priors[:, 3] >=
+                                                     priors[:, 1])
+        losses = self._example_losses(
+            feats, _upright(priors), gt_bboxes, assign_result.gt_inds,
+            labels, is_pos)
+        valid = (assign_result.gt_inds >= 0) & upright
         kept = self.mine(losses[None], valid[None], is_pos[None],
                          priors[None], labels[None]).kept[0]
         return SamplingResult(
@@ -209,7 +222,9 @@ class OHEMSampler(CapturableMiner):
             losses, valid, is_pos, boxes, num, self.nms_thr,
             labels if self.nms_per_label else None, self.pos_fraction,
             self.neg_pos_ub)
-        self._record(result, losses, is_pos)
+        self._add_stats(result, losses, is_pos)
+        if self.dense:
+            self.stats.publish()
         if self.ohem_capture is not None:
             self.ohem_capture.store_boxes(result, boxes, is_pos)
         return result
@@ -231,20 +246,31 @@ class OHEMSampler(CapturableMiner):
     def _example_losses(self, feats: List[Tensor], priors: Tensor,
                         gt_bboxes: Tensor, gt_inds: Tensor, labels: Tensor,
                         is_pos: Tensor) -> Tensor:
-        """Per-candidate loss from one read-only forward: Tensor[N]."""
-        rois = bbox2roi([priors])
-        with torch.no_grad(), _frozen(self.context):
-            if self.stage is None:
-                out = self.context._bbox_forward(feats, rois)
-            else:
-                out = self.context._bbox_forward(self.stage, feats, rois)
-            if self.loss == 'cls' or len(gt_bboxes) == 0:
-                return example_losses(out['cls_score'], labels)
-            pred, target = self._box_terms(out['bbox_pred'], priors,
-                                           gt_bboxes[(gt_inds - 1).clamp(
-                                               min=0)], labels)
-            return example_losses(out['cls_score'], labels, pred, target,
-                                  is_pos, self.smooth_l1_beta)
+        """Per-candidate loss from one read-only pass: Tensor[N]."""
+        out = self._score(feats, bbox2roi([priors]))
+        if self.loss == 'cls' or len(gt_bboxes) == 0:
+            return example_losses(out['cls_score'], labels)
+        matched_gt = gt_bboxes[(gt_inds - 1).clamp(min=0)]
+        pred, target = self._box_terms(out['bbox_pred'], priors, matched_gt,
+                                       labels)
+        return example_losses(out['cls_score'], labels, pred, target, is_pos,
+                              self.smooth_l1_beta)
+
+    def _score(self, feats: List[Tensor], rois: Tensor) -> Dict[str, Tensor]:
+        """Read-only forward of the head over ``rois`` (Tensor[N, 5]), at
+        most ``score_chunk`` at a time: ``cls_score`` and ``bbox_pred``."""
+        outs = []
+        with _read_only(self.context):
+            for chunk in rois.split(self.score_chunk):
+                if self.stage is None:
+                    out = self.context._bbox_forward(feats, chunk)
+                else:
+                    out = self.context._bbox_forward(self.stage, feats,
+                                                     chunk)
+                outs.append((out['cls_score'], out['bbox_pred']))
+        cls_scores, bbox_preds = zip(*outs)
+        return dict(cls_score=torch.cat(cls_scores),
+                    bbox_pred=torch.cat(bbox_preds))
 
     def _box_terms(self, bbox_pred: Tensor, priors: Tensor,
                    matched_gt: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
@@ -270,28 +296,27 @@ class OHEMSampler(CapturableMiner):
             return head.bbox_coder.decode(priors, pred), matched_gt
         return pred, head.bbox_coder.encode(priors, matched_gt)
 
-    def _record(self, result: MiningResult, losses: Tensor,
-                is_pos: Tensor) -> None:
-        """Log kept positives/negatives, the share removed by the loss-NMS
-        and the mean loss of kept vs examined candidates to the MessageHub
-        (``ohem/...`` keys, ``ohem/s{stage}.`` for cascade stages), with a
-        single device-to-host copy. Mining is per rank on its own images;
-        in distributed training the logged values are the mean over ranks.
-        """
+    def _add_stats(self, result: MiningResult, losses: Tensor,
+                   is_pos: Tensor) -> None:
+        """Add this call's statistics to :attr:`stats`, on the device: kept
+        positives and negatives, the share of examined candidates removed by
+        the loss-NMS, and the mean loss of the kept vs examined ones."""
         kept, examined = result.kept, result.examined
-        stats = torch.stack([
-            (kept & is_pos).sum().float(),
-            (kept & ~is_pos).sum().float(),
-            result.suppressed.sum() / examined.sum().clamp(min=1),
-            (losses * kept).sum() / kept.sum().clamp(min=1),
-            (losses * examined).sum() / examined.sum().clamp(min=1),
-        ])
-        all_reduce(stats, op='mean')
-        prefix = 'train/ohem/' if self.stage is None else \
-            f'train/ohem/s{self.stage}.'
-        MessageHub.get_current_instance().update_scalars(
-            {prefix + name: value
-             for name, value in zip(_STATS, stats.tolist())})
+        self.stats.add(
+            num_pos=(kept & is_pos).sum(),
+            num_neg=(kept & ~is_pos).sum(),
+            nms_suppressed=result.suppressed.sum() /
+            examined.sum().clamp(min=1),
+            loss_kept=losses.where(kept, 0).sum() / kept.sum().clamp(min=1),
+            loss_all=losses.where(examined, 0).sum() /
+            examined.sum().clamp(min=1))
+
+    def _publish_stats(self, module: nn.Module, args: tuple) -> None:
+        """Forward pre-hook of the bbox head: its training forward follows
+        the sampling of every image, so the iteration's statistics are
+        complete (the read-only passes run without gradient)."""
+        if torch.is_grad_enabled():
+            self.stats.publish()
 
 
 def check_gt_labels(labels: Tensor, num_classes: int) -> None:
@@ -330,13 +355,30 @@ def _check_roi_head(context: nn.Module) -> Optional[int]:
     return stage
 
 
+def _upright(boxes: Tensor) -> Tensor:
+    """``boxes`` (Tensor[N, 4]) with each pair of coordinates ordered."""
+    return torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:]),
+                      torch.maximum(boxes[:, :2], boxes[:, 2:])], dim=1)
+
+
 @contextmanager
-def _frozen(module: nn.Module) -> Iterator[None]:
-    """Run ``module`` in eval mode, restoring each submodule's mode after."""
+def _read_only(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` without gradient, in eval mode and with autocast's
+    weight cache off, restoring each submodule's mode and the cache after.
+
+    Autocast caches the low-precision copy of a weight at its first use in
+    the region. A copy made here, without gradient, would be reused by the
+    training forward of the same module, whose weights would then get no
+    gradient; with the cache off the copy is made afresh and dropped.
+    """
     modes = [(m, m.training) for m in module.modules()]
+    cache = torch.is_autocast_cache_enabled()
     module.eval()
+    torch.set_autocast_cache_enabled(False)
     try:
-        yield
+        with torch.no_grad():
+            yield
     finally:
+        torch.set_autocast_cache_enabled(cache)
         for m, training in modes:
             m.training = training

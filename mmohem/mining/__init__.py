@@ -1,14 +1,17 @@
 """Mining math in plain torch: no registry, no mmdet / mmseg imports."""
 from .capture import CapturableMiner, MiningCapture
 from .example_loss import box_losses, cls_losses, example_losses
-from .hard_examples import (MiningResult, loss_nms, mine_hard_examples,
-                            select_top_losses)
-from .pixel import (check_finite_logits, hard_pixel_mask, pixel_nll,
-                    select_hard_pixels, top_loss_mask, valid_pixels)
+from .hard_examples import (NMS_CHUNK, MiningResult, loss_nms,
+                            mine_hard_examples, select_top_losses)
+from .pixel import (LABELS_NAME, check_finite_logits, check_labels,
+                    check_pixel_inputs, hard_pixel_mask, pixel_nll, select_hard_pixels,
+                    top_loss_mask, valid_pixels)
 
 __all__ = [
-    'CapturableMiner', 'MiningCapture', 'MiningResult', 'box_losses',
-    'cls_losses', 'example_losses', 'loss_nms', 'mine_hard_examples',
-    'select_top_losses', 'check_finite_logits', 'hard_pixel_mask',
-    'pixel_nll', 'select_hard_pixels', 'top_loss_mask', 'valid_pixels'
+    'CapturableMiner', 'MiningCapture', 'MiningResult', 'NMS_CHUNK',
+    'box_losses', 'cls_losses', 'example_losses', 'loss_nms',
+    'mine_hard_examples', 'select_top_losses', 'LABELS_NAME',
+    'check_finite_logits', 'check_labels', 'check_pixel_inputs',
+    'hard_pixel_mask', 'pixel_nll',
+    'select_hard_pixels', 'top_loss_mask', 'valid_pixels'
 ]

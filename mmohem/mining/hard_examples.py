@@ -10,13 +10,16 @@ and a ``valid`` mask marking the candidates that may be mined (real, not
 ignored). A RoI head calls them with ``B = 1``; a dense head with the anchors of
 the whole batch. Nothing here loops over boxes in Python.
 """
-from typing import NamedTuple, Optional, Union
+from typing import Iterator, NamedTuple, Optional, Tuple, Union
 
 import torch
 from mmcv.ops import nms
 from torch import Tensor
 
 _MIN_NMS_PREFIX = 64
+# Boxes per loss-NMS call: mmcv's CUDA nms allocates an N x N/64 int64 mask
+# (32 MiB at this size) and its offsets overflow past about 370k boxes.
+NMS_CHUNK = 16384
 
 
 class MiningResult(NamedTuple):
@@ -37,11 +40,16 @@ def loss_nms(boxes: Tensor,
              losses: Tensor,
              valid: Tensor,
              iou_thr: float,
-             labels: Optional[Tensor] = None) -> Tensor:
+             labels: Optional[Tensor] = None,
+             max_boxes: int = NMS_CHUNK) -> Tensor:
     """Greedy NMS that ranks boxes by loss, separately for each image.
 
-    All images (and labels) go through one NMS call: boxes of different
-    groups are shifted apart so that they never overlap.
+    Images (and labels) are independent groups. Whole groups are gathered
+    into chunks of about ``max_boxes`` boxes, and the boxes of a chunk go
+    through one NMS call, shifted apart by group so that groups never
+    overlap. A chunk holds fewer than ``max_boxes`` boxes plus its last
+    group, so the memory of the NMS kernel (mmcv's CUDA kernel allocates an
+    ``N x N/64`` int64 mask) is bounded by the chunk, whatever the batch.
 
     Args:
         boxes (Tensor[B, N, 4]): Candidate boxes, ``(x1, y1, x2, y2)``.
@@ -51,26 +59,64 @@ def loss_nms(boxes: Tensor,
             of its group overlapping it with IoU above this value.
         labels (Tensor[B, N], optional): When given, NMS runs per image and
             label; otherwise per image, class-agnostic.
+        max_boxes (int): Boxes per NMS call, whole groups kept together.
 
     Returns:
         Tensor[B, N]: Bool mask of the valid candidates that survive.
     """
-    num_imgs, num_cands = losses.shape
     flat = valid.flatten().nonzero().squeeze(1)
     survive = torch.zeros_like(valid).flatten()
     if flat.numel() == 0:
         return survive.view_as(valid)
-    group = torch.div(flat, num_cands, rounding_mode='floor')
+    group = torch.div(flat, losses.size(1), rounding_mode='floor')
     if labels is not None:
         flat_labels = labels.flatten()[flat]
         group = group * (flat_labels.max() + 1) + flat_labels
     cand_boxes = boxes.flatten(0, 1)[flat].float()
-    low = cand_boxes.min()
-    span = cand_boxes.max() - low + 1
-    shifted = cand_boxes - low + (group.to(cand_boxes) * span)[:, None]
-    _, keep = nms(shifted.contiguous(), losses.flatten()[flat].float(), iou_thr)
-    survive[flat[keep]] = True
+    scores = losses.flatten()[flat].float()
+    for members in _group_chunks(group, max_boxes):
+        keep = _shifted_nms(cand_boxes[members], scores[members],
+                            group[members], iou_thr)
+        survive[flat[members[keep]]] = True
     return survive.view_as(valid)
+
+
+def _group_chunks(group: Tensor, max_boxes: int) -> Iterator[Tensor]:
+    """Indices of the boxes of each chunk of whole groups.
+
+    A group goes to chunk ``start // max_boxes``, ``start`` being the number
+    of boxes of the groups numbered before it, so a chunk holds consecutive
+    groups whose first boxes fall in one window of ``max_boxes``.
+
+    Args:
+        group (Tensor[M]): Group id (>= 0) of each box.
+        max_boxes (int): Chunk size.
+
+    Yields:
+        Tensor[K]: Indices into ``group`` of one chunk's boxes.
+    """
+    if group.numel() <= max_boxes:
+        yield torch.arange(group.numel(), device=group.device)
+        return
+    sizes = torch.bincount(group)
+    chunk_of_group = torch.div(sizes.cumsum(0) - sizes, max_boxes,
+                               rounding_mode='floor')
+    box_chunk = chunk_of_group[group]
+    for chunk in range(int(chunk_of_group[-1]) + 1):
+        members = (box_chunk == chunk).nonzero().squeeze(1)
+        if members.numel():
+            yield members
+
+
+def _shifted_nms(boxes: Tensor, scores: Tensor, group: Tensor,
+                 iou_thr: float) -> Tensor:
+    """One NMS call over several groups, shifted apart; kept indices."""
+    group = group - group.min()
+    low = boxes.min()
+    span = boxes.max() - low + 1
+    shifted = boxes - low + (group.to(boxes) * span)[:, None]
+    _, keep = nms(shifted.contiguous(), scores.contiguous(), iou_thr)
+    return keep
 
 
 def select_top_losses(losses: Tensor,
@@ -97,21 +143,30 @@ def select_top_losses(losses: Tensor,
     Returns:
         Tensor[B, N]: Bool mask of the kept candidates.
     """
-    num = _per_image(num, losses)
+    num, most = _budget(num, losses)
+    return _select_top(losses, eligible, is_pos, num, most, pos_fraction,
+                       neg_pos_ub)
+
+
+def _select_top(losses: Tensor, eligible: Tensor, is_pos: Tensor,
+                num: Tensor, most: int, pos_fraction: Optional[float],
+                neg_pos_ub: float) -> Tensor:
+    """:func:`select_top_losses` with ``num`` as Tensor[B] and its largest
+    value ``most`` known on the host (no device read)."""
     scores = losses.float().masked_fill(~eligible, float('-inf'))
     if pos_fraction is None:
-        return _row_topk_mask(scores, num)
+        return _row_topk_mask(scores, num, most)
     pos_eligible = eligible & is_pos
     num_pos = torch.minimum(pos_eligible.sum(1),
                             (num * pos_fraction).floor().long())
     pos_kept = _row_topk_mask(scores.masked_fill(~is_pos, float('-inf')),
-                              num_pos)
+                              num_pos, int(most * pos_fraction))
     num_neg = num - num_pos
     if neg_pos_ub >= 0:
         bound = (neg_pos_ub * num_pos.clamp(min=1)).floor().long()
         num_neg = torch.minimum(num_neg, bound)
     neg_kept = _row_topk_mask(scores.masked_fill(is_pos, float('-inf')),
-                              num_neg)
+                              num_neg, most)
     return pos_kept | neg_kept
 
 
@@ -150,14 +205,13 @@ def mine_hard_examples(losses: Tensor,
     Returns:
         MiningResult: The kept, examined and suppressed masks.
     """
-    _check_finite(losses, valid)
-    num = _per_image(num, losses)
+    num, most = _budget(num, losses, valid)
     if nms_thr is None:
-        kept = select_top_losses(losses, valid, is_pos, num, pos_fraction,
-                                 neg_pos_ub)
+        kept = _select_top(losses, valid, is_pos, num, most, pos_fraction,
+                           neg_pos_ub)
         return MiningResult(kept, valid, torch.zeros_like(valid))
     scores = losses.float().masked_fill(~valid, float('-inf'))
-    prefix = max(_MIN_NMS_PREFIX, 4 * int(num.max()))
+    prefix = max(_MIN_NMS_PREFIX, 4 * most)
     while prefix < scores.size(1):
         top_scores, top_idx = scores.topk(prefix, dim=1)
         top_valid = top_scores > float('-inf')
@@ -174,19 +228,9 @@ def mine_hard_examples(losses: Tensor,
     else:
         examined = valid
         survivors = loss_nms(boxes, scores, valid, nms_thr, labels)
-    kept = select_top_losses(losses, survivors, is_pos, num, pos_fraction,
-                             neg_pos_ub)
+    kept = _select_top(losses, survivors, is_pos, num, most, pos_fraction,
+                       neg_pos_ub)
     return MiningResult(kept, examined, examined & ~survivors)
-
-
-def _check_finite(losses: Tensor, valid: Tensor) -> None:
-    """Raise when a minable candidate has a NaN or infinite loss."""
-    bad = valid & ~torch.isfinite(losses)
-    if bool(bad.any()):
-        raise FloatingPointError(
-            f'OHEM: {int(bad.sum())} candidate(s) have a non-finite '
-            'per-example loss (the head produced NaN/inf scores or box '
-            'deltas); refusing to mine from them.')
 
 
 def _prefix_suffices(survive: Tensor, is_pos: Tensor, top_valid: Tensor,
@@ -207,18 +251,19 @@ def _prefix_suffices(survive: Tensor, is_pos: Tensor, top_valid: Tensor,
     return bool((covered | enough).all())
 
 
-def _row_topk_mask(scores: Tensor, k: Tensor) -> Tensor:
+def _row_topk_mask(scores: Tensor, k: Tensor, k_max: int) -> Tensor:
     """Bool mask of the ``k[b]`` finite highest scores of each row.
 
     Args:
         scores (Tensor[B, N]): Scores, ``-inf`` where not eligible.
         k (Tensor[B]): How many to take in each row.
+        k_max (int): An upper bound of ``k``, known on the host.
 
     Returns:
         Tensor[B, N]: The selection mask.
     """
     mask = torch.zeros_like(scores, dtype=torch.bool)
-    k_max = min(int(k.max()), scores.size(1)) if k.numel() else 0
+    k_max = min(k_max, scores.size(1))
     if k_max <= 0:
         return mask
     top_scores, top_idx = scores.topk(k_max, dim=1)
@@ -227,7 +272,34 @@ def _row_topk_mask(scores: Tensor, k: Tensor) -> Tensor:
     return mask.scatter_(1, top_idx, take)
 
 
-def _per_image(num: Union[int, Tensor], losses: Tensor) -> Tensor:
-    """``num`` as a ``Tensor[B]`` of int64 on the device of ``losses``."""
-    return torch.as_tensor(num, device=losses.device).long().expand(
+def _budget(num: Union[int, Tensor],
+            losses: Tensor,
+            valid: Optional[Tensor] = None) -> Tuple[Tensor, int]:
+    """``num`` per image and its largest value, in one read of the device.
+
+    With ``valid``, also raises when a candidate that may be mined has a
+    NaN or infinite loss (the same read carries the count).
+
+    Args:
+        num (int | Tensor[B]): How many to keep in each image.
+        losses (Tensor[B, N]): Per-candidate loss.
+        valid (Tensor[B, N], optional): Candidates whose loss must be
+            finite.
+
+    Returns:
+        tuple[Tensor[B], int]: ``num`` as int64 on the device of
+        ``losses``, and its maximum.
+    """
+    per_image = torch.as_tensor(num, device=losses.device).long().expand(
         losses.size(0))
+    checks = [] if valid is None else [(valid & ~torch.isfinite(losses)).sum()]
+    if torch.is_tensor(num):
+        checks.append(per_image.max())
+    values = torch.stack(checks).tolist() if checks else []
+    most = values.pop() if torch.is_tensor(num) else int(num)
+    if values and values[0]:
+        raise FloatingPointError(
+            f'OHEM: {values[0]} candidate(s) have a non-finite per-example '
+            'loss (the head produced NaN/inf scores or box deltas); '
+            'refusing to mine from them.')
+    return per_image, most

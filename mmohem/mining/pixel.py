@@ -13,7 +13,7 @@ highest losses. Nothing sorts the pixels, and nothing here allocates a
 tensor of the logits' size.
 """
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -22,6 +22,8 @@ from torch import Tensor
 # 1..65536 so that bucket 0 holds the pixels that are not eligible.
 _BUCKET_OFFSET = 0x8001
 _NUM_BUCKETS = 0x10001
+# How errors name the label map: the field of mmseg's data samples.
+LABELS_NAME = '`gt_sem_seg`'
 
 
 def check_finite_logits(tensor: Tensor, name: str) -> None:
@@ -36,15 +38,75 @@ def check_finite_logits(tensor: Tensor, name: str) -> None:
     """
     if tensor.numel() == 0:
         return
-    values = tensor.detach()
-    if values.dtype == torch.float16 and values.device.type == 'cpu':
-        values = values.float()  # no CPU float16 aminmax kernel
-    low, high = torch.aminmax(values)
+    low, high = _extremes(tensor)
     if not bool(torch.isfinite(low) & torch.isfinite(high)):
         raise FloatingPointError(
             f'{name} contains NaN or infinite values (min {float(low)}, '
             f'max {float(high)}, shape {tuple(tensor.shape)}); the network '
             'diverged or its input is corrupt, so no loss is computed.')
+
+
+def _extremes(tensor: Tensor) -> Tuple[Tensor, Tensor]:
+    """``aminmax`` of a non-empty tensor (float16 upcast on the CPU, which
+    has no float16 kernel for it)."""
+    values = tensor.detach()
+    if values.dtype == torch.float16 and values.device.type == 'cpu':
+        values = values.float()
+    return torch.aminmax(values)
+
+
+def _bad_labels(labels: Tensor, valid: Tensor, num_classes: int) -> Tensor:
+    """Bool mask of the valid pixels whose label is not a class index."""
+    return valid & ((labels < 0) | (labels >= num_classes))
+
+
+def check_pixel_inputs(logits: Tensor, labels: Tensor, valid: Tensor,
+                       ignore_index: Optional[int], name: str) -> None:
+    """:func:`check_finite_logits` and :func:`check_labels` with one read
+    of the device.
+
+    Args:
+        logits (Tensor[B, C, H, W]): Class scores.
+        labels (Tensor[B, H, W]): Class index of each pixel.
+        valid (Tensor[B, H, W]): Bool mask of the pixels not ignored.
+        ignore_index (int, optional): The label of ignored pixels.
+        name (str): How an error names ``logits``.
+    """
+    checks = [_bad_labels(labels, valid, logits.size(1)).sum()]
+    if logits.numel():
+        checks.append(torch.isfinite(torch.stack(_extremes(logits))).all())
+    num_bad, *finite = torch.stack(checks).tolist()
+    if finite and not finite[0]:
+        check_finite_logits(logits, name)
+    if num_bad:
+        check_labels(labels, valid, logits.size(1), ignore_index,
+                     LABELS_NAME)
+
+
+def check_labels(labels: Tensor, valid: Tensor, num_classes: int,
+                 ignore_index: Optional[int], name: str) -> None:
+    """Raise ``ValueError`` when a valid pixel's label is not a class index.
+
+    On CUDA such a label would stop the process with a device-side assert in
+    the cross-entropy; here it is an error naming the tensor and the values.
+
+    Args:
+        labels (Tensor[B, H, W]): Class index of each pixel.
+        valid (Tensor[B, H, W]): Bool mask of the pixels not ignored.
+        num_classes (int): Number of classes of the logits.
+        ignore_index (int, optional): The label of ignored pixels.
+        name (str): How the error message names ``labels``.
+    """
+    bad = _bad_labels(labels, valid, num_classes)
+    if not bool(bad.any()):
+        return
+    wrong = labels[bad]
+    raise ValueError(
+        f'{name} must hold class indices in [0, {num_classes - 1}] or the '
+        f'ignore index {ignore_index}; got {int(bad.sum())} pixel(s) '
+        f'labelled from {int(wrong.min())} to {int(wrong.max())} (label ids '
+        'instead of train ids, e.g. Cityscapes ids, or a wrong '
+        '`num_classes`).')
 
 
 def valid_pixels(labels: Tensor, ignore_index: Optional[int]) -> Tensor:
@@ -153,8 +215,9 @@ def top_loss_mask(losses: Tensor, valid: Tensor, num: int) -> Tensor:
     buckets = ((keys >> 16) + _BUCKET_OFFSET).where(valid.flatten(), 0)
     counts = torch.bincount(buckets, minlength=_NUM_BUCKETS + 1)
     at_or_above = counts.flip(0).cumsum(0).flip(0)
-    boundary = int((at_or_above[1:] >= num).sum())
-    rest = num - int(at_or_above[boundary + 1])
+    boundary = (at_or_above[1:] >= num).sum()
+    boundary, rest = torch.stack(
+        [boundary, num - at_or_above[boundary + 1]]).tolist()
     mask = buckets > boundary
     tied = (buckets == boundary).nonzero().squeeze(1)
     chosen = keys[tied].topk(rest, sorted=False).indices
@@ -190,9 +253,10 @@ def hard_pixel_mask(logits: Tensor,
 
     Raises:
         FloatingPointError: When ``logits`` holds NaN or inf.
+        ValueError: When a label is neither a class nor ``ignore_index``.
     """
-    check_finite_logits(logits, name)
     valid = valid_pixels(labels, ignore_index)
+    check_pixel_inputs(logits, labels, valid, ignore_index, name)
     return select_hard_pixels(
         pixel_nll(logits, labels, valid), valid, thresh, min_kept,
         min_kept_ratio)

@@ -26,16 +26,15 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.dist import all_reduce
-from mmengine.logging import MessageHub
 from mmseg.models.losses.utils import get_class_weight
 from mmseg.structures.sampler import BasePixelSampler
 from torch import Tensor, nn
 
-from mmohem.mining import (CapturableMiner, check_finite_logits,
+from mmohem.mining import (CapturableMiner, check_pixel_inputs,
                            hard_pixel_mask, select_hard_pixels, valid_pixels)
 from mmohem.registry import SEG_MODELS, SEG_TASK_UTILS
-from mmohem.utils import check_choice, check_range, reject_unknown_options
+from mmohem.utils import (MiningStats, check_choice, check_range,
+                          reject_unknown_options)
 
 NAME = 'mmohem.OhemCrossEntropy'
 DEFAULT_MIN_KEPT = 100000
@@ -137,6 +136,7 @@ class OhemCrossEntropySampler(BasePixelSampler, CapturableMiner):
 
         Raises:
             FloatingPointError: When ``seg_logit`` holds NaN or inf.
+            ValueError: When a label is neither a class nor ignored.
         """
         labels = _label_map(seg_label, seg_logit)
         keep = hard_pixel_mask(
@@ -251,14 +251,16 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
 
         Raises:
             FloatingPointError: When ``cls_score`` holds NaN or inf.
+            ValueError: When a label is neither a class nor ignored.
         """
         owner = f'{NAME} (loss)'
         check_choice(owner, 'reduction_override', reduction_override,
                      (None, ) + REDUCTIONS)
         ignore_index = self.ignore_index if ignore_index is None else \
             _ignore_index(owner, 'ignore_index', ignore_index)
-        check_finite_logits(cls_score, f'{owner}: seg_logits')
         valid = valid_pixels(label, ignore_index)
+        check_pixel_inputs(cls_score, label, valid, ignore_index,
+                           f'{owner}: seg_logits')
         losses = F.cross_entropy(
             cls_score.float(), label, reduction='none',
             ignore_index=-100 if ignore_index is None else ignore_index)
@@ -309,12 +311,9 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
 
 
 def record_kept_pixels(keep: Tensor, valid: Tensor) -> None:
-    """Log the mining statistics of a batch to the MessageHub.
-
-    ``train/ohem/kept_fraction`` (kept / valid pixels) and
-    ``train/ohem/num_kept`` (kept pixels per image), with one
-    device-to-host copy. Every rank mines its own images; in distributed
-    training the logged values are the mean over ranks. A head with OHEM in
+    """Log the mining statistics of a batch with one host copy (see
+    :mod:`mmohem.utils.mining_stats`): ``kept_fraction`` (kept / valid
+    pixels) and ``num_kept`` (kept pixels per image). A head with OHEM in
     both its loss and its auxiliary loss logs the mean of the two.
 
     Args:
@@ -322,14 +321,9 @@ def record_kept_pixels(keep: Tensor, valid: Tensor) -> None:
         valid (Tensor[B, H, W]): Bool mask of the valid pixels.
     """
     num_kept = keep.count_nonzero().float()
-    stats = torch.stack([num_kept / valid.count_nonzero().clamp(min=1),
-                         num_kept / keep.size(0)])
-    all_reduce(stats, op='mean')
-    fraction, per_image = stats.tolist()
-    MessageHub.get_current_instance().update_scalars({
-        'train/ohem/kept_fraction': fraction,
-        'train/ohem/num_kept': per_image
-    })
+    MiningStats().log(
+        kept_fraction=num_kept / valid.count_nonzero().clamp(min=1),
+        num_kept=num_kept / keep.size(0))
 
 
 def _label_map(seg_label: Tensor, seg_logit: Tensor) -> Tensor:

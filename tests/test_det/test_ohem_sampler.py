@@ -7,15 +7,10 @@ from mmdet.testing import demo_mm_inputs
 from mmengine.logging import MessageHub
 
 import mmohem.det.ohem_sampler as ohem_module
+from mmohem.checks import amp_gradient_check, set_sampler
 from mmohem.det import OHEMSampler
 
 OHEM = dict(type='mmohem.OHEMSampler', num=32)
-
-
-def _set_sampler(model_cfg, sampler):
-    rcnn = model_cfg.train_cfg.rcnn
-    for stage_cfg in rcnn if isinstance(rcnn, list) else [rcnn]:
-        stage_cfg.sampler = dict(sampler)
 
 
 def _samplers(model):
@@ -86,7 +81,7 @@ def test_training_step_mines_what_the_rule_says(config, detector_cfg,
                                                 monkeypatch,
                                                 reference_mining):
     cfg = detector_cfg(config)
-    _set_sampler(cfg, OHEM)
+    set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
     assert all(isinstance(s, OHEMSampler) for s in _samplers(model))
     spy = _MiningSpy(monkeypatch)
@@ -107,7 +102,7 @@ def test_torchvision_roi_align_kernel_mines_the_same(detector_cfg,
     """The README's CPU speed-up keeps every mined example unchanged."""
     import torchvision.ops
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    _set_sampler(cfg, OHEM)
+    set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
     packed = demo_mm_inputs(2, (3, 128, 128), num_items=[3, 1],
                             num_classes=80)
@@ -144,7 +139,7 @@ def test_torchvision_roi_align_kernel_mines_the_same(detector_cfg,
 
 def test_cascade_stages_score_with_their_own_head(detector_cfg):
     cfg = detector_cfg('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py')
-    _set_sampler(cfg, OHEM)
+    set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
     samplers = _samplers(model)
     assert [s.stage for s in samplers] == [0, 1, 2]
@@ -154,7 +149,7 @@ def test_cascade_stages_score_with_their_own_head(detector_cfg):
 def test_cls_loss_is_cross_entropy_of_read_only_forward(detector_cfg,
                                                        monkeypatch):
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    _set_sampler(cfg, dict(OHEM, loss='cls'))
+    set_sampler(cfg, dict(OHEM, loss='cls'))
     model = MODELS.build(cfg)
     roi_head = model.roi_head
     scored = []
@@ -181,7 +176,7 @@ def test_cls_loss_is_cross_entropy_of_read_only_forward(detector_cfg,
 
 def test_box_term_adds_to_positives_only(detector_cfg, monkeypatch):
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    _set_sampler(cfg, OHEM)
+    set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
     roi_head = model.roi_head
     scores = []
@@ -207,7 +202,7 @@ def test_box_term_adds_to_positives_only(detector_cfg, monkeypatch):
 
 def test_no_ground_truth_and_few_candidates(detector_cfg, monkeypatch):
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    _set_sampler(cfg, dict(OHEM, num=100000))
+    set_sampler(cfg, dict(OHEM, num=100000))
     model = MODELS.build(cfg)
     spy = _MiningSpy(monkeypatch)
     losses = _train_step(model, num_items=(0, 0))
@@ -222,7 +217,7 @@ def test_all_ground_truth_of_one_label(detector_cfg, monkeypatch,
                                        reference_mining):
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     cfg.roi_head.bbox_head.num_classes = 2
-    _set_sampler(cfg, OHEM)
+    set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
     spy = _MiningSpy(monkeypatch)
     _train_step(model, num_items=(5, 2), num_classes=2)  # demo labels: 1
@@ -238,7 +233,7 @@ def test_half_precision_scores(detector_cfg, monkeypatch):
     (mmdet's RPN NMS refuses CPU autocast, so the head output is cast.)
     """
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    _set_sampler(cfg, OHEM)
+    set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
     real_forward = model.roi_head._bbox_forward
 
@@ -258,7 +253,7 @@ def test_half_precision_scores(detector_cfg, monkeypatch):
 
 def test_pos_fraction_quota(detector_cfg, monkeypatch):
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    _set_sampler(cfg, dict(OHEM, pos_fraction=0.25, neg_pos_ub=2))
+    set_sampler(cfg, dict(OHEM, pos_fraction=0.25, neg_pos_ub=2))
     model = MODELS.build(cfg)
     spy = _MiningSpy(monkeypatch)
     _train_step(model, num_items=(6, 1))
@@ -271,7 +266,7 @@ def test_pos_fraction_quota(detector_cfg, monkeypatch):
 
 def test_records_mining_statistics(detector_cfg):
     cfg = detector_cfg('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py')
-    _set_sampler(cfg, OHEM)
+    set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
     hub = MessageHub.get_instance('test_ohem_stats')
     _train_step(model)
@@ -298,7 +293,7 @@ def test_records_mining_statistics(detector_cfg):
 ])
 def test_invalid_options_fail_at_build(option, value, match, detector_cfg):
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    _set_sampler(cfg, {**OHEM, option: value})
+    set_sampler(cfg, {**OHEM, option: value})
     with pytest.raises((ValueError, TypeError), match=match):
         MODELS.build(cfg)
 
@@ -314,3 +309,57 @@ def test_rpn_use_is_a_clear_error(detector_cfg):
 def test_scoped_and_upstream_names_resolve_to_their_own_class():
     assert TASK_UTILS.get('mmohem.OHEMSampler') is OHEMSampler
     assert TASK_UTILS.get('OHEMSampler') is MMDetOHEMSampler
+
+
+ROI_HEAD_CONFIGS = [
+    'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py',
+    'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+    'double_heads/dh-faster-rcnn_r50_fpn_1x_coco.py',
+    'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+]
+
+
+@pytest.mark.parametrize('config', ROI_HEAD_CONFIGS)
+def test_every_roi_head_parameter_trains_under_autocast(config):
+    """The read-only forward must not leave autocast a cached weight cast
+    without gradient for the training forward: with OHEM the RoI head's
+    parameters get gradients exactly where they do with the baseline.
+    mmdet's own OHEMSampler freezes the bbox head this way (README)."""
+    result = amp_gradient_check(config, 'cpu', torch.bfloat16)
+    assert result['trained'] > 0
+    assert result['mmohem_missing'] == [] and result['ok']
+    if config == ROI_HEAD_CONFIGS[0]:
+        assert {'bbox_head.fc_cls.weight', 'bbox_head.shared_fcs.0.weight'
+                } <= set(result['mmdet_missing'])
+
+
+def test_scoring_in_chunks_gives_the_same_losses(detector_cfg, monkeypatch):
+    cfg = detector_cfg(ROI_HEAD_CONFIGS[1])  # C4: BatchNorm in the head
+    set_sampler(cfg, OHEM)
+    model = MODELS.build(cfg).train()  # norm_eval: frozen BN statistics
+    spy = _MiningSpy(monkeypatch)
+    torch.manual_seed(0)
+    _train_step(model)
+    whole = [args[0] for args, _ in spy.calls]
+    spy.calls.clear()
+    for sampler in _samplers(model):
+        sampler.score_chunk = 7
+    torch.manual_seed(0)
+    _train_step(model)
+    chunked = [args[0] for args, _ in spy.calls]
+    assert len(chunked) == len(whole) == 2
+    for a, b in zip(chunked, whole):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_statistics_are_published_once_per_iteration(detector_cfg):
+    cfg = detector_cfg(ROI_HEAD_CONFIGS[0])
+    set_sampler(cfg, OHEM)
+    model = MODELS.build(cfg)
+    hub = MessageHub.get_instance('test_ohem_stats_once')
+    _train_step(model, num_items=(3, 2))
+    values, counts = hub.log_scalars['train/ohem/num_pos'].data
+    assert len(values) == 1 and counts.tolist() == [1]
+    _train_step(model, num_items=(3, 2))
+    assert len(hub.log_scalars['train/ohem/num_pos'].data[0]) == 2

@@ -131,3 +131,39 @@ def test_degenerate_boxes_neither_crash_nor_suppress():
     valid = torch.ones(1, 4, dtype=torch.bool)
     result = mine_hard_examples(losses, valid, ~valid, boxes, num=4)
     assert result.kept.all()
+
+
+@pytest.mark.parametrize('max_boxes', [1, 7, 64, 10**6])
+@pytest.mark.parametrize('per_label', [True, False])
+def test_loss_nms_in_bounded_chunks_is_one_call(max_boxes, per_label,
+                                                 monkeypatch):
+    """Chunks of whole groups give the survivors of one call, and no call
+    sees more than ``max_boxes`` boxes plus one group."""
+    import mmohem.mining.hard_examples as module
+    losses, valid, _, boxes, labels = _random_case(4, 120, seed=5)
+    labels = labels if per_label else None
+    whole = loss_nms(boxes, losses, valid, 0.5, labels)
+    sizes = []
+    real_nms = module.nms
+
+    def counted_nms(boxes, scores, iou_thr):
+        sizes.append(len(boxes))
+        return real_nms(boxes, scores, iou_thr)
+
+    monkeypatch.setattr(module, 'nms', counted_nms)
+    chunked = loss_nms(boxes, losses, valid, 0.5, labels, max_boxes)
+    assert torch.equal(chunked, whole)
+    image = torch.arange(4)[:, None].expand_as(valid)
+    group = image if labels is None else image * 3 + labels
+    largest_group = int(torch.bincount(group[valid]).max())
+    assert max(sizes) < max_boxes + largest_group
+    assert sum(sizes) == int(valid.sum())
+    assert len(sizes) > 1 or max_boxes >= valid.sum()
+
+
+def test_loss_nms_chunks_agree_with_plain_reference(reference_mining):
+    losses, valid, is_pos, boxes, labels = _random_case(3, 80, seed=6)
+    survive = loss_nms(boxes, losses, valid, 0.4, labels, max_boxes=10)
+    expected = reference_mining(losses, valid, is_pos, boxes, labels, 80,
+                                0.4)
+    assert torch.equal(survive, expected)

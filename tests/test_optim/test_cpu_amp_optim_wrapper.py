@@ -48,3 +48,12 @@ def test_update_step_trains_float32_parameters():
     assert model.weight.dtype == torch.float32
     assert torch.isfinite(model.weight).all()
     assert not torch.equal(model.weight, before)
+
+
+def test_parameters_off_the_cpu_are_refused():
+    """A CUDA model would silently train in float32 under a CPU autocast;
+    the meta device stands in for CUDA here."""
+    model = nn.Linear(4, 3, device='meta')
+    with pytest.raises(ValueError, match=r"autocasts on the CPU only.*on "
+                       r"meta.*type='AmpOptimWrapper'"):
+        _build('mmdet', model)

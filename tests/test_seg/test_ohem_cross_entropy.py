@@ -131,6 +131,22 @@ def test_sampler_rejects_non_finite_logits():
         _sampler().sample(logits, labels[:, None])
 
 
+@pytest.mark.parametrize('flavour', ['sampler', 'loss'])
+@pytest.mark.parametrize('bad_label', [7, 33, -1])
+def test_labels_that_are_not_classes_are_a_clear_error(flavour, bad_label):
+    """Cityscapes label ids instead of train ids: a ValueError naming the
+    field (on CUDA the cross-entropy would end in a device-side assert)."""
+    logits, labels = _batch(c=7)
+    labels[1, 3, 4] = bad_label
+    with pytest.raises(ValueError, match=rf'`gt_sem_seg` must hold class '
+                       rf'indices in \[0, 6\] or the ignore index 255; got 1 '
+                       rf'pixel\(s\) labelled from {bad_label} to {bad_label}'):
+        if flavour == 'sampler':
+            _sampler().sample(logits, labels[:, None])
+        else:
+            OhemCrossEntropyLoss()(logits, labels)
+
+
 def test_sampler_needs_a_head_as_context():
     with pytest.raises(TypeError, match='context'):
         TASK_UTILS.build(dict(type=OHEM), default_args=dict(context=None))

@@ -1,6 +1,8 @@
 """Fixtures for the command-line tools: a tiny demo dataset and the
 ``--cfg-options`` that point a demo config at it with a short schedule."""
+import importlib.util
 import os.path as osp
+from types import ModuleType
 from typing import Callable, Dict, List
 
 import pytest
@@ -48,3 +50,18 @@ def demo_options(demo_data) -> Callable[[str, int], List[str]]:
         return [f'{k}={v}' for k, v in values.items()]
 
     return options
+
+
+@pytest.fixture(scope='session')
+def load_tool() -> Callable[[str], ModuleType]:
+    """Factory: name of a script in tools/ -> the script as a module
+    (tools/ is not a package)."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(
+            f'mmohem_tools_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,5 +1,4 @@
 """tools/benchmark.py: --work-dirs on fabricated work dirs, a tiny demo run."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -10,13 +9,9 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
-def benchmark():
-    """tools/benchmark.py as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        'mmohem_benchmark_tool', osp.join(ROOT, 'tools', 'benchmark.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def benchmark(load_tool):
+    """tools/benchmark.py as a module."""
+    return load_tool('benchmark')
 
 
 def _fake_work_dir(path, map_value, times, ohem=False, text_log=False,

@@ -1,6 +1,7 @@
 """tools/train.py, tools/test.py and tools/dist_train.sh on CPU: resume,
 testing a checkpoint, 2-process gloo training, --amp on a CPU,
-determinism."""
+determinism. The tools run with ``CUDA_VISIBLE_DEVICES=''``, so these are CPU
+runs on a machine with a GPU too."""
 import json
 import math
 import os
@@ -11,17 +12,17 @@ import subprocess
 import sys
 
 import pytest
-import torch
+from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TASKS = ['det', 'seg']
 
 
 def _run(command, **env):
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, cwd=ROOT,
-        env=dict(os.environ, OMP_NUM_THREADS='1', **env))
-    return result
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
+               **env)
+    return subprocess.run(command, capture_output=True, text=True,
+                          timeout=600, cwd=ROOT, env=env)
 
 
 def _train(config, work_dir, options, *extra):
@@ -86,12 +87,10 @@ def test_two_process_gloo_training(task, ohem_demo_config, demo_options,
     assert re.search(r'GPU number: 2\b', log)  # mmengine's name for ranks
     assert _train_iters(log)[-1] == 3
     assert 'ohem/' in log
-    # Every rank mined: rank 1's statistics reach rank 0's log only through
-    # the all-reduce, and both ranks finished (exit 0 above).
+    # Both ranks mined and finished (exit 0 above); the log is rank 0's.
     assert (tmp_path / 'iter_3.pth').is_file()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
 @pytest.mark.parametrize('task', ['seg', 'ssd'])
 def test_amp_on_cpu_trains_with_bfloat16_autocast(task, ohem_demo_config,
                                                   demo_options, tmp_path):
@@ -107,7 +106,6 @@ def test_amp_on_cpu_trains_with_bfloat16_autocast(task, ohem_demo_config,
     assert all(math.isfinite(v) for v in losses)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
 def test_amp_on_cpu_refuses_a_model_with_an_rpn(ohem_demo_config, tmp_path):
     result = _train(ohem_demo_config['det'], tmp_path, ['randomness.seed=0'],
                     '--amp')
@@ -142,3 +140,18 @@ def test_fixed_seed_deterministic_runs_mine_the_same(task, ohem_demo_config,
         runs.append(_ohem_records(tmp_path / name))
     assert len(runs[0]) == 3 and all(runs[0])
     assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize('deterministic, preset, expected', [
+    (True, None, ':4096:8'),
+    (True, ':16:8', ':16:8'),
+    (False, None, None),
+])
+def test_deterministic_runs_configure_cublas(deterministic, preset, expected,
+                                             monkeypatch, load_tool):
+    monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
+    if preset is not None:
+        monkeypatch.setenv('CUBLAS_WORKSPACE_CONFIG', preset)
+    cfg = Config(dict(randomness=dict(seed=0, deterministic=deterministic)))
+    load_tool('train').deterministic_env(cfg)
+    assert os.environ.get('CUBLAS_WORKSPACE_CONFIG') == expected
