@@ -1,4 +1,4 @@
-"""Registries of mmohem: children, with scope ``mmohem``, of mmdet's and mmseg's.
+"""Registries of mmohem: children, scope ``mmohem``, of mmdet's and mmseg's.
 
 ``type='mmohem.OHEMSampler'`` in an mmdet config is looked up in mmdet's
 ``TASK_UTILS``, which finds its ``mmohem`` child here (mmengine imports this

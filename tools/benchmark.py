@@ -78,9 +78,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help='compare finished work dirs (layout below)')
     parser.add_argument('--out', default=DEFAULT_OUT,
                         help='output folder (default: %(default)s)')
-    parser.add_argument('--pairs', nargs='+', metavar='KEY',
-                        help='demo pairs to run (default: all of '
-                        'faster_rcnn, pspnet, ssd)')
+    parser.add_argument(
+        '--pairs', nargs='+', metavar='KEY',
+        help='demo pairs to run, of ' +
+        ', '.join(p.key for p in DEMO_PAIRS) + ' (default: ' +
+        ', '.join(p.key for p in DEMO_PAIRS if p.default) + ')')
     parser.add_argument('--seeds', type=int, default=1,
                         help='runs per config, seeds 0..N-1; N > 1 adds '
                         '± std (default: %(default)s)')
@@ -156,7 +158,8 @@ def _runnable_pairs(keys: Optional[Sequence[str]], reporter: Reporter
     if unknown:
         raise SystemExit(f'unknown pair(s) {unknown}; known: {list(known)}')
     runnable, skipped = [], []
-    for pair in (known[k] for k in (keys or known)):
+    default = [p.key for p in DEMO_PAIRS if p.default]
+    for pair in (known[k] for k in (keys or default)):
         missing = unregistered_types(
             Config.fromfile(osp.join(ROOT, pair.ohem)))
         if missing:

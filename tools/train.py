@@ -1,4 +1,5 @@
-"""Train a model from an mmengine config (mmdet or mmseg) with mmengine's Runner.
+"""Train a model from an mmengine config (mmdet or mmseg) with mmengine's
+Runner.
 
 Usage::
 

@@ -1,26 +1,9 @@
 # Faster R-CNN, ResNet-18 with 16 base channels (no pretrained weights) +
 # FPN, on the embedded demo scenes: the baseline of the demo's detection pair.
-_base_ = './_base_/demo_detection.py'
+_base_ = ['./_base_/demo_detection.py', './_base_/r18_tiny.py']
 
 model = dict(
     type='FasterRCNN',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32),
-    backbone=dict(
-        type='ResNet',
-        depth=18,
-        base_channels=16,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        style='pytorch',
-        init_cfg=None),
     neck=dict(
         type='FPN', in_channels=[16, 32, 64, 128], out_channels=64,
         num_outs=4),

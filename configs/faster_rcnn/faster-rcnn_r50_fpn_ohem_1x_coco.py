@@ -1,4 +1,5 @@
-# Faster R-CNN R50-FPN 1x with mmohem's OHEM: the RoI sampler is the only change.
+# Faster R-CNN R50-FPN 1x with mmohem's OHEM: the RoI sampler is the only
+# change.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmohem'], allow_failed_imports=False)
 

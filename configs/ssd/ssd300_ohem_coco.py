@@ -1,8 +1,8 @@
 # ssd300_coco.py with mmohem's OHEM in place of SSD's fixed 3:1 hard negative
 # mining: the head type and train_cfg.sampler are the only changes. After a
 # loss-based NMS at IoU 0.7 over the prior anchors, the max(64, 4 x positives)
-# anchors of highest loss (cls + box) of each image are kept; positives and negatives
-# compete on loss. train_cfg.neg_pos_ratio is unused by OHEMSSDHead.
+# anchors of highest loss (cls + box) of each image are kept; positives and
+# negatives compete on loss. train_cfg.neg_pos_ratio is unused by OHEMSSDHead.
 _base_ = 'mmdet::ssd/ssd300_coco.py'
 custom_imports = dict(imports=['mmohem'], allow_failed_imports=False)
 

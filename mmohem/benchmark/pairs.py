@@ -19,12 +19,15 @@ class Pair:
         model (str): The model as the table shows it.
         baseline (str): Baseline config, relative to the repository.
         ohem (str): OHEM config, relative to the repository.
+        default (bool): Whether ``--demo`` runs it without ``--pairs``
+            (``make demo``'s budget).
     """
 
     key: str
     model: str
     baseline: str
     ohem: str
+    default: bool = True
 
 
 DEMO_PAIRS: Tuple[Pair, ...] = (
@@ -37,6 +40,10 @@ DEMO_PAIRS: Tuple[Pair, ...] = (
     Pair('ssd', 'SSDlite MobileNetV2-tiny',
          'configs/demo/ssdlite_mobilenetv2-tiny_demo.py',
          'configs/demo/ssdlite_mobilenetv2-tiny_ohem_demo.py'),
+    Pair('retinanet', 'RetinaNet R18-tiny FPN (focal loss vs OHEM)',
+         'configs/demo/retinanet_r18-tiny_fpn_demo.py',
+         'configs/demo/retinanet_r18-tiny_fpn_ohem_demo.py',
+         default=False),
 )
 
 

@@ -67,7 +67,9 @@ class Stat:
         if self.mean is None:
             return 'n/a'
         text = f'{self.mean:.{decimals}f}'
-        return text if self.std is None else f'{text} ± {self.std:.{decimals}f}'
+        if self.std is None:
+            return text
+        return f'{text} ± {self.std:.{decimals}f}'
 
 
 @dataclass

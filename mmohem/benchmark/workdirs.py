@@ -113,8 +113,10 @@ def _explicit(spec: Dict[str, str]) -> PairDirs:
     if missing:
         raise ValueError(
             f'--work-dirs: pair {spec} lacks {" and ".join(missing)}=DIR.')
-    sides = {k: [d for d in spec[k].split(',') if d] for k in ('base',
-                                                              'ohem')}
+    sides = {
+        k: [d for d in spec[k].split(',') if d]
+        for k in ('base', 'ohem')
+    }
     for dirs in sides.values():
         for path in dirs:
             if not is_work_dir(path):

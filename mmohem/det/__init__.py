@@ -2,10 +2,17 @@
 from mmohem.registry import has_package
 
 if not has_package('mmdet'):
-    raise ImportError("mmohem.det needs mmdet: pip install 'mmdet>=3.0.0,<3.4.0'")
+    raise ImportError(
+        "mmohem.det needs mmdet: pip install 'mmdet>=3.0.0,<3.4.0'")
 
+from .mining_rule import BoxMiningRule  # noqa: E402
+from .ohem_dense_head import (OHEMAnchorHead, OHEMDenseHeadMixin,  # noqa: E402
+                              OHEMRetinaHead)
 from .ohem_sampler import OHEMSampler  # noqa: E402
 from .ohem_ssd_head import OHEMSSDHead  # noqa: E402
 from .ssd_head import SSDHead  # noqa: E402
 
-__all__ = ['OHEMSampler', 'OHEMSSDHead', 'SSDHead']
+__all__ = [
+    'BoxMiningRule', 'OHEMAnchorHead', 'OHEMDenseHeadMixin',
+    'OHEMRetinaHead', 'OHEMSampler', 'OHEMSSDHead', 'SSDHead'
+]

@@ -9,17 +9,20 @@ from mmdet.structures.bbox import bbox2roi, cat_boxes, get_box_tensor
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmohem.mining import (CapturableMiner, MiningResult, example_losses,
-                           mine_hard_examples)
+from mmohem.mining import CapturableMiner, MiningResult, example_losses
 from mmohem.registry import DET_TASK_UTILS
 from mmohem.utils import (MiningStats, check_choice, check_range,
-                          reject_unknown_options)
+                          reject_unknown_options, signature_options)
+from .mining_rule import BoxMiningRule
 
-LOSS_CHOICES = ('cls', 'cls+bbox')
 NMS_BOX_CHOICES = ('candidates', 'predicted')
-_OPTIONS = ('num', 'context', 'num_per_pos', 'nms_thr', 'nms_per_label',
-            'nms_boxes', 'loss', 'pos_fraction', 'neg_pos_ub',
-            'add_gt_as_proposals', 'smooth_l1_beta', 'score_chunk')
+# Options that only one kind of head uses: given for the other, an error.
+ROI_ONLY = {'add_gt_as_proposals': True, 'smooth_l1_beta': 1.0,
+            'score_chunk': 1024}
+DENSE_ONLY = {'nms_boxes': 'candidates'}
+DENSE_HEADS = ("type='mmohem.OHEMRetinaHead' (RetinaHead), "
+               "'mmohem.OHEMSSDHead' (SSDHead) or 'mmohem.OHEMAnchorHead' "
+               '(AnchorHead)')
 
 
 @DET_TASK_UTILS.register_module()
@@ -34,50 +37,43 @@ class OHEMSampler(CapturableMiner):
     weight casts (a cast made without gradient and reused by the training
     forward would leave the head's weights without gradients). The
     per-example loss is the classification cross-entropy plus, for
-    positives, the smooth-L1 loss of the box regression. A loss-based NMS
-    drops near-duplicates and the ``num`` candidates of highest loss are
-    kept. The result is an ordinary :class:`SamplingResult`, so bbox and
+    positives, the smooth-L1 loss of the box regression. The
+    :class:`~mmohem.det.mining_rule.BoxMiningRule` of the options (a
+    loss-based NMS, the ``num`` candidates of highest loss) picks the kept
+    ones. The result is an ordinary :class:`SamplingResult`, so bbox and
     mask heads train on it unchanged.
 
     Works with ``StandardRoIHead`` (FPN and C4 shared head),
     ``CascadeRoIHead`` (each stage scores with its own bbox head),
-    ``DoubleHeadRoIHead`` and Mask R-CNN. Dense heads that compute their
-    per-anchor losses themselves (``mmohem.OHEMSSDHead``) declare
-    ``ohem_dense_head = True`` and call :meth:`mine` instead of
-    :meth:`sample`.
+    ``DoubleHeadRoIHead`` and Mask R-CNN. mmohem's dense heads
+    (:mod:`mmohem.det.ohem_dense_head`) compute their per-anchor losses
+    themselves, declare ``ohem_dense_head = True`` and call :meth:`mine`
+    instead of :meth:`sample`; they take the rule's options and
+    ``nms_boxes``, RoI heads the rule's options and ``add_gt_as_proposals``,
+    ``smooth_l1_beta`` and ``score_chunk`` (given for the other kind of
+    head, each is an error).
 
     ``mmohem.OHEMVisHook`` draws what it mines: an armed sampler (see
     :mod:`mmohem.mining.capture`) stores the first image of
     :meth:`mine`'s first call of the iteration in ``ohem_capture``.
 
     Args:
-        num (int): Examples kept per image (B/N in the paper); with
-            ``num_per_pos``, the least kept per image.
+        num (int): Examples kept per image (B/N in the paper).
         context (nn.Module): The head; mmdet passes it.
-        num_per_pos (float, optional): Keep
-            ``max(num, ceil(num_per_pos * positives))`` per image, so the
-            budget follows the positives (SSD's 3:1 mining keeps 4x the
-            positives) while images without positives still yield ``num``
-            hard negatives. ``None`` (default) keeps ``num``.
-        nms_thr (float, optional): IoU threshold in (0, 1] of the loss-based
-            NMS; ``None`` turns it off. Defaults to 0.7.
-        nms_per_label (bool): NMS separately per assigned label (background
-            is a label), as the original code; ``False`` is class-agnostic.
-        nms_boxes (str): Boxes the NMS compares: ``'candidates'`` (the
-            proposals, or a dense head's prior anchors) or ``'predicted'``
-            (a dense head's decoded box predictions).
-        loss (str): ``'cls+bbox'`` (paper) or ``'cls'``.
-        pos_fraction (float, optional): ``None`` (default) keeps the top
-            ``num`` whatever their label. A float in (0, 1] reserves
-            ``int(num * pos_fraction)`` places for positives, mmdet-style.
-        neg_pos_ub (float): With ``pos_fraction``, bound on negatives per
-            positive; negative means none.
-        add_gt_as_proposals (bool): Add the ground-truth boxes to the
-            candidates.
-        smooth_l1_beta (float): Transition point of the smooth-L1 term.
-        score_chunk (int): Candidates scored per forward of the read-only
-            pass; bounds its activation memory (a C4 shared head holds
-            about 1 MB per candidate in float32). Defaults to 1024.
+        num_per_pos, nms_thr, nms_per_label, loss, pos_fraction, neg_pos_ub:
+            The mining rule, see
+            :class:`~mmohem.det.mining_rule.BoxMiningRule`.
+        nms_boxes (str, optional): Dense heads: the boxes the NMS compares,
+            ``'candidates'`` (prior anchors, the default) or ``'predicted'``
+            (the decoded box predictions).
+        add_gt_as_proposals (bool, optional): RoI heads: add the ground
+            truth to the candidates. Defaults to True.
+        smooth_l1_beta (float, optional): RoI heads: transition point of the
+            smooth-L1 term. Defaults to 1.0.
+        score_chunk (int, optional): RoI heads: candidates scored per
+            forward of the read-only pass; bounds its activation memory (a
+            C4 shared head holds about 1 MB per candidate in float32).
+            Defaults to 1024.
     """
 
     def __init__(self,
@@ -86,47 +82,44 @@ class OHEMSampler(CapturableMiner):
                  num_per_pos: Optional[float] = None,
                  nms_thr: Optional[float] = 0.7,
                  nms_per_label: bool = True,
-                 nms_boxes: str = 'candidates',
                  loss: str = 'cls+bbox',
                  pos_fraction: Optional[float] = None,
                  neg_pos_ub: float = -1,
-                 add_gt_as_proposals: bool = True,
-                 smooth_l1_beta: float = 1.0,
-                 score_chunk: int = 1024,
+                 nms_boxes: Optional[str] = None,
+                 add_gt_as_proposals: Optional[bool] = None,
+                 smooth_l1_beta: Optional[float] = None,
+                 score_chunk: Optional[int] = None,
                  **unknown) -> None:
-        owner = type(self).__name__
-        reject_unknown_options(owner, unknown, _OPTIONS)
-        check_range(owner, 'num', num, low=1, integer=True)
-        check_range(owner, 'num_per_pos', num_per_pos, 0, low_open=True,
-                    allow_none=True)
-        check_range(owner, 'nms_thr', nms_thr, 0, 1, low_open=True,
-                    allow_none=True)
-        check_choice(owner, 'nms_boxes', nms_boxes, NMS_BOX_CHOICES)
-        check_choice(owner, 'loss', loss, LOSS_CHOICES)
-        check_range(owner, 'pos_fraction', pos_fraction, 0, 1,
-                    low_open=True, allow_none=True)
-        check_range(owner, 'neg_pos_ub', neg_pos_ub)
-        check_range(owner, 'smooth_l1_beta', smooth_l1_beta, 0,
-                    low_open=True)
-        check_range(owner, 'score_chunk', score_chunk, low=1, integer=True)
-        self.num = int(num)
-        self.num_per_pos = num_per_pos
-        self.nms_thr = nms_thr
-        self.nms_per_label = nms_per_label
-        self.nms_boxes = nms_boxes
-        self.loss = loss
-        self.pos_fraction = pos_fraction
-        self.neg_pos_ub = neg_pos_ub
-        self.add_gt_as_proposals = add_gt_as_proposals
-        self.smooth_l1_beta = smooth_l1_beta
-        self.score_chunk = int(score_chunk)
+        owner = 'mmohem.OHEMSampler'
+        reject_unknown_options(owner, unknown,
+                               signature_options(OHEMSampler.__init__))
+        self.rule = BoxMiningRule(owner, num, num_per_pos, nms_thr,
+                                  nms_per_label, loss, pos_fraction,
+                                  neg_pos_ub)
         self.context = context
         self.dense = getattr(context, 'ohem_dense_head', False)
+        given = dict(nms_boxes=nms_boxes,
+                     add_gt_as_proposals=add_gt_as_proposals,
+                     smooth_l1_beta=smooth_l1_beta, score_chunk=score_chunk)
+        own, other = (DENSE_ONLY, ROI_ONLY) if self.dense else (ROI_ONLY,
+                                                                DENSE_ONLY)
+        _reject_other_kind(owner, context, given, other)
+        options = {k: own[k] if given[k] is None else given[k] for k in own}
         self.stage = None if self.dense else _check_roi_head(context)
-        if nms_boxes == 'predicted' and not self.dense:
-            raise ValueError(
-                f"{owner}: `nms_boxes='predicted'` needs a dense head "
-                "(mmohem.OHEMSSDHead); RoI heads use 'candidates'.")
+        if self.dense:
+            check_choice(owner, 'nms_boxes', options['nms_boxes'],
+                         NMS_BOX_CHOICES)
+            self.nms_boxes = options['nms_boxes']
+        else:
+            check_choice(owner, 'add_gt_as_proposals',
+                         options['add_gt_as_proposals'], (True, False))
+            check_range(owner, 'smooth_l1_beta', options['smooth_l1_beta'],
+                        0, low_open=True)
+            check_range(owner, 'score_chunk', options['score_chunk'], low=1,
+                        integer=True)
+            self.add_gt_as_proposals = options['add_gt_as_proposals']
+            self.smooth_l1_beta = options['smooth_l1_beta']
+            self.score_chunk = int(options['score_chunk'])
         self.stats = MiningStats('' if self.stage is None else
                                  f's{self.stage}.')
         if not self.dense:
@@ -180,8 +173,8 @@ class OHEMSampler(CapturableMiner):
         labels = torch.where(is_pos, assign_result.labels,
                              self.bbox_head.num_classes)
         # Inverted boxes (x2 < x1 or y2 < y1) are scored upright, never kept.
-        upright = (priors[:, 2] >= priors[:, 0]) & (priors[:, 3] >=
-                                                     priors[:, 1])
+        upright = ((priors[:, 2] >= priors[:, 0]) &
+                   (priors[:, 3] >= priors[:, 1]))
         losses = self._example_losses(
             feats, _upright(priors), gt_bboxes, assign_result.gt_inds,
             labels, is_pos)
@@ -200,8 +193,8 @@ class OHEMSampler(CapturableMiner):
              boxes: Tensor, labels: Tensor) -> MiningResult:
         """Mine hard examples from per-candidate losses, per image.
 
-        Applies this sampler's options (budget, loss-NMS, quota) and records
-        the mining statistics. :meth:`sample` calls it for one image; dense
+        Applies the mining rule (budget, loss-NMS, quota) and records the
+        mining statistics. :meth:`sample` calls it for one image; dense
         heads call it for the whole batch.
 
         Args:
@@ -214,15 +207,8 @@ class OHEMSampler(CapturableMiner):
         Returns:
             MiningResult: Kept, examined and suppressed masks.
         """
-        num = self.num
-        if self.num_per_pos is not None:
-            num = (self.num_per_pos * (valid & is_pos).sum(1)).ceil().long(
-            ).clamp(min=self.num)
-        result = mine_hard_examples(
-            losses, valid, is_pos, boxes, num, self.nms_thr,
-            labels if self.nms_per_label else None, self.pos_fraction,
-            self.neg_pos_ub)
-        self._add_stats(result, losses, is_pos)
+        result = self.rule.mine(losses, valid, is_pos, boxes, labels)
+        self.stats.add(**self.rule.statistics(result, losses, is_pos))
         if self.dense:
             self.stats.publish()
         if self.ohem_capture is not None:
@@ -248,7 +234,7 @@ class OHEMSampler(CapturableMiner):
                         is_pos: Tensor) -> Tensor:
         """Per-candidate loss from one read-only pass: Tensor[N]."""
         out = self._score(feats, bbox2roi([priors]))
-        if self.loss == 'cls' or len(gt_bboxes) == 0:
+        if self.rule.loss == 'cls' or len(gt_bboxes) == 0:
             return example_losses(out['cls_score'], labels)
         matched_gt = gt_bboxes[(gt_inds - 1).clamp(min=0)]
         pred, target = self._box_terms(out['bbox_pred'], priors, matched_gt,
@@ -273,7 +259,8 @@ class OHEMSampler(CapturableMiner):
                     bbox_pred=torch.cat(bbox_preds))
 
     def _box_terms(self, bbox_pred: Tensor, priors: Tensor,
-                   matched_gt: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+                   matched_gt: Tensor,
+                   labels: Tensor) -> Tuple[Tensor, Tensor]:
         """Regression of each candidate's target class and its target.
 
         Args:
@@ -295,21 +282,6 @@ class OHEMSampler(CapturableMiner):
         if head.reg_decoded_bbox:
             return head.bbox_coder.decode(priors, pred), matched_gt
         return pred, head.bbox_coder.encode(priors, matched_gt)
-
-    def _add_stats(self, result: MiningResult, losses: Tensor,
-                   is_pos: Tensor) -> None:
-        """Add this call's statistics to :attr:`stats`, on the device: kept
-        positives and negatives, the share of examined candidates removed by
-        the loss-NMS, and the mean loss of the kept vs examined ones."""
-        kept, examined = result.kept, result.examined
-        self.stats.add(
-            num_pos=(kept & is_pos).sum(),
-            num_neg=(kept & ~is_pos).sum(),
-            nms_suppressed=result.suppressed.sum() /
-            examined.sum().clamp(min=1),
-            loss_kept=losses.where(kept, 0).sum() / kept.sum().clamp(min=1),
-            loss_all=losses.where(examined, 0).sum() /
-            examined.sum().clamp(min=1))
 
     def _publish_stats(self, module: nn.Module, args: tuple) -> None:
         """Forward pre-hook of the bbox head: its training forward follows
@@ -333,6 +305,20 @@ def check_gt_labels(labels: Tensor, num_classes: int) -> None:
             f'{int(labels.min())} to {int(labels.max())}.')
 
 
+def _reject_other_kind(owner: str, context: nn.Module, given: dict,
+                       other: dict) -> None:
+    """Raise when an option of the other kind of head was given."""
+    wrong = [name for name in other if given[name] is not None]
+    if wrong:
+        kind = 'a dense head' if getattr(context, 'ohem_dense_head',
+                                         False) else 'a RoI head'
+        raise TypeError(
+            f'{owner}: {", ".join(f"`{w}`" for w in wrong)} is not used for '
+            f'{type(context).__name__} ({kind}); remove it. Dense heads take '
+            f'{", ".join(DENSE_ONLY)}, RoI heads {", ".join(ROI_ONLY)}, '
+            'besides the mining rule\'s options.')
+
+
 def _check_roi_head(context: nn.Module) -> Optional[int]:
     """Check that ``context`` is a RoI head; return its stage if cascaded."""
     if not (hasattr(context, '_bbox_forward')
@@ -341,8 +327,10 @@ def _check_roi_head(context: nn.Module) -> Optional[int]:
             'mmohem.OHEMSampler scores candidates with the bbox head of a '
             'RoI head (StandardRoIHead, CascadeRoIHead, DoubleHeadRoIHead, '
             f'...), but it was built for {type(context).__name__}, which '
-            'has no bbox head. Use it as `train_cfg.rcnn.sampler`; for SSD '
-            "use the head type='mmohem.OHEMSSDHead'.")
+            'has no bbox head. Use it as `train_cfg.rcnn.sampler`; for a '
+            f'dense detector use the head {DENSE_HEADS} with this sampler '
+            'as its `train_cfg.sampler` (anchor-free heads and heads with a '
+            'quality branch, such as FCOS, ATSS or GFL, are not supported).')
     stage = getattr(context, 'current_stage', None) if hasattr(
         context, 'num_stages') else None
     head = context.bbox_head if stage is None else context.bbox_head[stage]

@@ -4,14 +4,14 @@ from .example_loss import box_losses, cls_losses, example_losses
 from .hard_examples import (NMS_CHUNK, MiningResult, loss_nms,
                             mine_hard_examples, select_top_losses)
 from .pixel import (LABELS_NAME, check_finite_logits, check_labels,
-                    check_pixel_inputs, hard_pixel_mask, pixel_nll, select_hard_pixels,
-                    top_loss_mask, valid_pixels)
+                    check_pixel_inputs, hard_pixel_mask, pixel_nll,
+                    select_hard_pixels, top_loss_mask, valid_pixels)
 
 __all__ = [
     'CapturableMiner', 'MiningCapture', 'MiningResult', 'NMS_CHUNK',
     'box_losses', 'cls_losses', 'example_losses', 'loss_nms',
     'mine_hard_examples', 'select_top_losses', 'LABELS_NAME',
     'check_finite_logits', 'check_labels', 'check_pixel_inputs',
-    'hard_pixel_mask', 'pixel_nll',
-    'select_hard_pixels', 'top_loss_mask', 'valid_pixels'
+    'hard_pixel_mask', 'pixel_nll', 'select_hard_pixels', 'top_loss_mask',
+    'valid_pixels'
 ]

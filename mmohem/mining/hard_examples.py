@@ -7,8 +7,8 @@ highest loss are kept.
 
 Every function takes a padded batch of ``B`` images with ``N`` candidates each
 and a ``valid`` mask marking the candidates that may be mined (real, not
-ignored). A RoI head calls them with ``B = 1``; a dense head with the anchors of
-the whole batch. Nothing here loops over boxes in Python.
+ignored). A RoI head calls them with ``B = 1``; a dense head with the anchors
+of the whole batch. Nothing here loops over boxes in Python.
 """
 from typing import Iterator, NamedTuple, Optional, Tuple, Union
 

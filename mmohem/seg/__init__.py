@@ -2,8 +2,8 @@
 from mmohem.registry import has_package
 
 if not has_package('mmseg'):
-    raise ImportError(
-        "mmohem.seg needs mmsegmentation: pip install 'mmsegmentation>=1.0.0,<1.3.0'")
+    raise ImportError('mmohem.seg needs mmsegmentation: '
+                      "pip install 'mmsegmentation>=1.0.0,<1.3.0'")
 
 from .ohem_cross_entropy import (OhemCrossEntropyLoss,  # noqa: E402
                                  OhemCrossEntropySampler, OhemRule)

@@ -1,6 +1,7 @@
-"""Validation of user options, with errors that name the option and its range."""
+"""Validation of user options, with errors naming the option and its range."""
 import difflib
-from typing import Any, Collection, Mapping, Optional
+import inspect
+from typing import Any, Callable, Collection, Mapping, Optional, Tuple
 
 
 def check_range(owner: str,
@@ -57,6 +58,22 @@ def reject_unknown_options(owner: str, unknown: Mapping[str, Any],
                                    if close else ''))
     raise TypeError(f'{owner}: unknown option(s) {", ".join(hints)}; '
                     f'allowed options are {", ".join(sorted(known))}.')
+
+
+def signature_options(func: Callable) -> Tuple[str, ...]:
+    """The options a constructor takes, read from its signature: every
+    named parameter but ``self`` (``*args`` and ``**kwargs`` excluded).
+
+    Args:
+        func (callable): E.g. ``SomeClass.__init__``.
+
+    Returns:
+        tuple[str]: The parameter names, in order.
+    """
+    return tuple(
+        p.name for p in inspect.signature(func).parameters.values()
+        if p.name != 'self'
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
 
 def _describe_range(kind: str, low: Optional[float], high: Optional[float],

@@ -103,7 +103,7 @@ class OHEMVisHook(Hook):
                 f'mmohem.OHEMVisHook: {type(model).__name__} has no OHEM '
                 'miner to draw. Searched every submodule, and the samplers '
                 "they hold, for mmohem.OHEMSampler (a RoI head's "
-                "`bbox_sampler`, an mmohem.OHEMSSDHead's `ohem_sampler`) "
+                "`bbox_sampler`, an mmohem dense head's `ohem_sampler`) "
                 "and mmohem.OhemCrossEntropy (a decode head's `sampler` or "
                 '`loss_decode`). Train an OHEM config or remove the hook '
                 'from custom_hooks.')

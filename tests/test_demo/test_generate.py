@@ -97,7 +97,7 @@ def test_label_maps_match_the_annotations(medium, split):
         image = cv2.imread(osp.join(medium, split, 'images',
                                     img['file_name']))
         assert label.shape == image.shape[:2] == (img['height'],
-                                                 img['width'])
+                                                  img['width'])
         expected = np.zeros_like(label)
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=img['id'])):
             mask = coco.annToMask(ann).astype(bool)

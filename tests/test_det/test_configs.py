@@ -5,11 +5,12 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.hub import get_config
 
-from mmohem.det import OHEMSampler, OHEMSSDHead
+from mmohem.det import OHEMDenseHeadMixin, OHEMSampler
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', 'configs')
 RCNN_SWAP = ('train_cfg.rcnn.sampler', )
 SSD_SWAP = ('train_cfg.sampler', 'bbox_head.type')
+RETINA_SWAP = SSD_SWAP + ('bbox_head.loss_cls', )
 CONFIGS = {
     'faster_rcnn/faster-rcnn_r50_fpn_ohem_1x_coco.py':
     ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', RCNN_SWAP),
@@ -23,7 +24,12 @@ CONFIGS = {
     'ssd/ssd512_ohem_coco.py': ('ssd/ssd512_coco.py', SSD_SWAP),
     'ssd/ssdlite_mobilenetv2-scratch_ohem_8xb24-600e_coco.py':
     ('ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py', SSD_SWAP),
+    'retinanet/retinanet_r50_fpn_ohem_1x_coco.py':
+    ('retinanet/retinanet_r50_fpn_1x_coco.py', RETINA_SWAP),
 }
+# The loss-NMS threshold of each config: the paper's 0.7, the Focal Loss
+# paper's best OHEM setting (0.5) for RetinaNet.
+NMS_THR = {'retinanet/retinanet_r50_fpn_ohem_1x_coco.py': 0.5}
 
 
 def _unscoped(value):
@@ -55,8 +61,7 @@ def _without(cfg, swapped):
 
 
 def _ohem_modules(model):
-    if isinstance(model.bbox_head if hasattr(model, 'bbox_head') else None,
-                  OHEMSSDHead):
+    if isinstance(getattr(model, 'bbox_head', None), OHEMDenseHeadMixin):
         return [model.bbox_head.ohem_sampler]
     samplers = model.roi_head.bbox_sampler
     return samplers if isinstance(samplers, list) else [samplers]
@@ -74,4 +79,5 @@ def test_config_builds_and_only_swaps_the_sampler(name):
     cfg.model.backbone.init_cfg = None
     samplers = _ohem_modules(MODELS.build(cfg.model))
     assert samplers and all(isinstance(s, OHEMSampler) for s in samplers)
-    assert all(s.nms_thr == 0.7 and s.pos_fraction is None for s in samplers)
+    assert all(s.rule.nms_thr == NMS_THR.get(name, 0.7)
+               and s.rule.pos_fraction is None for s in samplers)

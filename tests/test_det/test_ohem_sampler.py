@@ -6,7 +6,7 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.testing import demo_mm_inputs
 from mmengine.logging import MessageHub
 
-import mmohem.det.ohem_sampler as ohem_module
+import mmohem.det.mining_rule as ohem_module
 from mmohem.checks import amp_gradient_check, set_sampler
 from mmohem.det import OHEMSampler
 
@@ -146,8 +146,8 @@ def test_cascade_stages_score_with_their_own_head(detector_cfg):
     assert [s.bbox_head for s in samplers] == list(model.roi_head.bbox_head)
 
 
-def test_cls_loss_is_cross_entropy_of_read_only_forward(detector_cfg,
-                                                       monkeypatch):
+def test_cls_loss_is_cross_entropy_of_read_only_forward(
+        detector_cfg, monkeypatch):
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     set_sampler(cfg, dict(OHEM, loss='cls'))
     model = MODELS.build(cfg)
@@ -290,6 +290,9 @@ def test_records_mining_statistics(detector_cfg):
     ('pos_fraction', 0, r'`pos_fraction` must be a number in \(0, 1\]'),
     ('nms_thresh', 0.5, r'unknown option\(s\) `nms_thresh` \(did you mean '
      r'`nms_thr`\?\)'),
+    ('nms_boxes', 'predicted', r'`nms_boxes` is not used for StandardRoIHead '
+     r'\(a RoI head\)'),
+    ('score_chunk', 0, r'`score_chunk` must be an integer >= 1'),
 ])
 def test_invalid_options_fail_at_build(option, value, match, detector_cfg):
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')

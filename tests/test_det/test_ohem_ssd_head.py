@@ -5,7 +5,7 @@ from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 
-import mmohem.det.ohem_sampler as ohem_module
+import mmohem.det.mining_rule as ohem_module
 from mmohem.det import OHEMSampler, OHEMSSDHead
 
 SSD300 = 'configs/ssd/ssd300_ohem_coco.py'
@@ -98,8 +98,10 @@ def test_normaliser_is_ssd_positive_count(monkeypatch):
     # every anchor kept: box loss equals SSDHead's (same positives, same
     # normaliser); cls loss is the CE of all anchors over that normaliser
     assert torch.allclose(sum(ours['loss_bbox']), sum(upstream['loss_bbox']))
-    scores, _, _, labels, weights, _, avg_factor = head._flat_targets(
-        cls_scores, bbox_preds, gts, metas, None)
+    targets = head.dense_targets(cls_scores, bbox_preds, gts, metas, None)
+    scores, labels, weights = (targets.scores, targets.labels,
+                               targets.label_weights)
+    avg_factor = targets.avg_factor
     num_pos = ((labels >= 0) & (labels < head.num_classes)).sum(1)
     assert avg_factor == num_pos.clamp(min=1).sum()
     ce = F.cross_entropy(scores.flatten(0, 1), labels.flatten(),

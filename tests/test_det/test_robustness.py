@@ -5,7 +5,7 @@ from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.structures import InstanceData
 
-import mmohem.det.ohem_sampler as ohem_module
+import mmohem.det.mining_rule as ohem_module
 
 OHEM = dict(type='mmohem.OHEMSampler', num=32)
 

@@ -85,13 +85,13 @@ def test_agrees_with_plain_reference(seed, per_label, thr, reference_mining):
 @pytest.mark.parametrize('seed', range(3))
 @pytest.mark.parametrize('neg_pos_ub', [-1, 1.5])
 def test_quota_agrees_with_plain_reference(seed, neg_pos_ub,
-                                          reference_mining):
+                                           reference_mining):
     losses, valid, is_pos, boxes, labels = _random_case(2, 300, seed)
     result = mine_hard_examples(losses, valid, is_pos, boxes, 40, 0.5,
                                 labels, pos_fraction=0.25,
                                 neg_pos_ub=neg_pos_ub)
-    expected = reference_mining(losses, valid, is_pos, boxes, labels, 40, 0.5,
-                          0.25, neg_pos_ub)
+    expected = reference_mining(losses, valid, is_pos, boxes, labels, 40,
+                                0.5, 0.25, neg_pos_ub)
     assert torch.equal(result.kept, expected)
 
 
@@ -136,7 +136,7 @@ def test_degenerate_boxes_neither_crash_nor_suppress():
 @pytest.mark.parametrize('max_boxes', [1, 7, 64, 10**6])
 @pytest.mark.parametrize('per_label', [True, False])
 def test_loss_nms_in_bounded_chunks_is_one_call(max_boxes, per_label,
-                                                 monkeypatch):
+                                                monkeypatch):
     """Chunks of whole groups give the survivors of one call, and no call
     sees more than ``max_boxes`` boxes plus one group."""
     import mmohem.mining.hard_examples as module

@@ -138,9 +138,10 @@ def test_labels_that_are_not_classes_are_a_clear_error(flavour, bad_label):
     field (on CUDA the cross-entropy would end in a device-side assert)."""
     logits, labels = _batch(c=7)
     labels[1, 3, 4] = bad_label
-    with pytest.raises(ValueError, match=rf'`gt_sem_seg` must hold class '
-                       rf'indices in \[0, 6\] or the ignore index 255; got 1 '
-                       rf'pixel\(s\) labelled from {bad_label} to {bad_label}'):
+    message = (r'`gt_sem_seg` must hold class indices in \[0, 6\] or the '
+               r'ignore index 255; got 1 pixel\(s\) labelled from '
+               f'{bad_label} to {bad_label}')
+    with pytest.raises(ValueError, match=message):
         if flavour == 'sampler':
             _sampler().sample(logits, labels[:, None])
         else:

@@ -127,3 +127,25 @@ def test_tiny_demo_run_writes_table_and_json(benchmark, tmp_path):
     table = (out / 'benchmark.md').read_text()
     assert 'PSPNet' in table and 'mIoU' in table
     assert (out / 'benchmark.png').stat().st_size > 0
+
+
+def test_retinanet_pair_runs_on_request_only(benchmark, tmp_path):
+    """The focal-loss vs OHEM RetinaNet pair is outside make demo's default
+    pairs and trains when named."""
+    assert [p.key for p in benchmark.DEMO_PAIRS if not p.default] == [
+        'retinanet']
+    out = tmp_path / 'out'
+    code = benchmark.main([
+        '--demo', '--pairs', 'retinanet', '--iters', '2', '--num-train', '4',
+        '--num-val', '2', '--data-root', str(tmp_path / 'data'), '--out',
+        str(out), '--cfg-options', 'train_dataloader.batch_size=2',
+        'default_hooks.logger.interval=1',
+        'model.test_cfg.score_thr=0.0'  # 2 iterations score below 0.05
+    ])
+    assert code == 0
+    result = json.loads((out / 'benchmark.json').read_text())
+    (row, ) = result['rows']
+    assert row['model'].startswith('RetinaNet') and row['metric'] == (
+        'bbox mAP')
+    runs = {run['side']: run for run in result['runs']}
+    assert runs['baseline']['iters'] == runs['ohem']['iters'] == 2

@@ -19,13 +19,14 @@ for tag in manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1
 done
 # The machines of this project's GPU checks have numpy, scipy, matplotlib,
 # opencv-python-headless, pyyaml, rich, packaging, six, tqdm, regex and
-# ninja; everything else OpenMMLab imports comes from here.
+# ninja; everything else OpenMMLab imports comes from here, and setuptools
+# < 82, whose pkg_resources mmengine's `mmdet::` config lookup imports.
 "$python" -m pip download --disable-pip-version-check --no-deps \
   --only-binary=:all: --python-version "$py_version" --implementation cp \
   "${platforms[@]}" -d "$dest" \
   'mmengine==0.10.7' 'mmdet==3.3.0' 'mmsegmentation==1.2.2' addict yapf \
   platformdirs termcolor terminaltables pycocotools shapely prettytable \
-  wcwidth ftfy
+  wcwidth ftfy 'setuptools<82'
 # The sdist's metadata step imports pkg_resources: build it with this
 # environment's setuptools (< 82), not an isolated new one.
 "$python" -m pip download --disable-pip-version-check --no-deps \
