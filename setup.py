@@ -1,7 +1,6 @@
 """Packaging of mmohem. Dependency ranges are the supported ones; the exact
 pins of the development environment live in requirements/constraints.txt."""
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 
@@ -13,8 +12,9 @@ def _version() -> str:
 
 
 def _readme() -> str:
-    with open(osp.join(osp.dirname(__file__), 'README.md'),
-              encoding='utf-8') as f:
+    with open(
+            osp.join(osp.dirname(__file__), 'README.md'),
+            encoding='utf-8') as f:
         return f.read()
 
 

@@ -39,14 +39,15 @@ def table(results: List[dict], first_header: str, part_header: str) -> str:
     return '\n'.join(lines)
 
 
-def main(script: str,
-         variants: Dict[str, object],
-         run_variant: Callable[[str, argparse.Namespace], dict],
-         description: str,
-         defaults: dict,
-         headers: tuple,
-         add_arguments: Optional[Callable[[argparse.ArgumentParser],
-                                          None]] = None) -> None:
+def main(
+    script: str,
+    variants: Dict[str, object],
+    run_variant: Callable[[str, argparse.Namespace], dict],
+    description: str,
+    defaults: dict,
+    headers: tuple,
+    add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None
+) -> None:
     """Command line of a benchmark script: run every variant in a
     subprocess of ``script``, print the table and write the JSON.
 
@@ -57,13 +58,19 @@ def main(script: str,
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--iters', type=int, default=5)
-    parser.add_argument('--size', default=str(defaults['size']),
-                        help='image side, or WIDTHxHEIGHT (e.g. 1333x800)')
+    parser.add_argument(
+        '--size',
+        default=str(defaults['size']),
+        help='image side, or WIDTHxHEIGHT (e.g. 1333x800)')
     parser.add_argument('--batch', type=int, default=defaults['batch'])
     parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     parser.add_argument('--out', default=defaults['out'])
-    parser.add_argument('--variants', nargs='+', choices=list(variants),
-                        default=list(variants), help='the variants to run')
+    parser.add_argument(
+        '--variants',
+        nargs='+',
+        choices=list(variants),
+        default=list(variants),
+        help='the variants to run')
     parser.add_argument('--variant', help=argparse.SUPPRESS)
     if add_arguments is not None:
         add_arguments(parser)
@@ -83,7 +90,9 @@ def main(script: str,
         out = subprocess.run(
             [sys.executable, script, '--variant', name] +
             [f'--{k.replace("_", "-")}={v}' for k, v in settings.items()],
-            check=True, capture_output=True, text=True).stdout
+            check=True,
+            capture_output=True,
+            text=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
     print(table(results, *headers))
     with open(args.out, 'w') as f:

@@ -19,11 +19,19 @@ from mmohem.benchmark.timing import time_training
 
 VARIANTS = {
     'RandomSampler (mmdet)':
-    dict(type='RandomSampler', num=512, pos_fraction=0.25, neg_pos_ub=-1,
-         add_gt_as_proposals=True),
+    dict(
+        type='RandomSampler',
+        num=512,
+        pos_fraction=0.25,
+        neg_pos_ub=-1,
+        add_gt_as_proposals=True),
     'OHEMSampler (mmdet)':
-    dict(type='OHEMSampler', num=512, pos_fraction=0.25, neg_pos_ub=-1,
-         add_gt_as_proposals=True),
+    dict(
+        type='OHEMSampler',
+        num=512,
+        pos_fraction=0.25,
+        neg_pos_ub=-1,
+        add_gt_as_proposals=True),
     'mmohem OHEMSampler, NMS 0.7':
     dict(type='mmohem.OHEMSampler', num=512, nms_thr=0.7),
     'mmohem OHEMSampler, no NMS':
@@ -50,8 +58,10 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.to(args.device).train()
-    packed = demo_mm_inputs(args.batch, (3, *image_size(args.size)),
-                            num_items=[8] * args.batch, num_classes=80)
+    packed = demo_mm_inputs(
+        args.batch, (3, *image_size(args.size)),
+        num_items=[8] * args.batch,
+        num_classes=80)
     data = model.data_preprocessor(packed, True)
     return time_training(model, data, model.roi_head.bbox_sampler, 'sample',
                          args.warmup, args.iters)
@@ -68,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 if __name__ == '__main__':
-    main(__file__, VARIANTS, run_variant, __doc__.split('\n\n')[0],
+    main(__file__, VARIANTS, run_variant,
+         __doc__.split('\n\n')[0],
          dict(size=512, batch=2, out='bench_roi_sampler.json'),
          ('sampler', 'sampler'), add_arguments)

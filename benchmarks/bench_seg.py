@@ -55,9 +55,8 @@ from mmseg.structures import SegDataSample
 from mmseg.structures.sampler import OHEMPixelSampler
 from mmseg.utils import register_all_modules
 
-from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
-
 from mmohem.benchmark.timing import time_case
+from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
 
 SHAPE = (8, 19, 512, 1024)
 THRESH = 0.7
@@ -78,13 +77,18 @@ CASES = {
     'pspnet/mmohem-sampler': ('pspnet', 'PSPNet-R18 + mmohem sampler'),
     'pspnet/mmohem-loss': ('pspnet', 'PSPNet-R18 + mmohem loss'),
 }
-BASELINES = {'sampler': 'sampler/mmseg', 'loss': 'loss/ce',
-             'pspnet': 'pspnet/ce'}
+BASELINES = {
+    'sampler': 'sampler/mmseg',
+    'loss': 'loss/ce',
+    'pspnet': 'pspnet/ce'
+}
 REGIMES = ('random', 'confident')
 PSP_REGIME = 'init'
 
 
-def make_batch(shape, regime: str, requires_grad: bool = False,
+def make_batch(shape,
+               regime: str,
+               requires_grad: bool = False,
                device: str = 'cpu'):
     """Logits Tensor[B, C, H, W] and labels Tensor[B, H, W] (255 ignored),
     made on the CPU and moved to ``device``."""
@@ -101,8 +105,7 @@ def make_batch(shape, regime: str, requires_grad: bool = False,
     return logits.requires_grad_(requires_grad), labels
 
 
-def sampler_step(case: str, regime: str,
-                 device: str) -> Callable[[], None]:
+def sampler_step(case: str, regime: str, device: str) -> Callable[[], None]:
     """mmseg's or our sampler on the big logits, no gradient."""
 
     class Head:
@@ -126,8 +129,8 @@ def loss_step(case: str, regime: str, device: str) -> Callable[[], None]:
     """mmseg's CrossEntropyLoss or ours, forward + backward."""
     loss = CrossEntropyLoss(avg_non_ignore=True) if case == 'loss/ce' else \
         OhemCrossEntropyLoss(thresh=THRESH, min_kept=MIN_KEPT)
-    logits, labels = make_batch(SHAPE, regime, requires_grad=True,
-                                device=device)
+    logits, labels = make_batch(
+        SHAPE, regime, requires_grad=True, device=device)
 
     def step():
         logits.grad = None
@@ -146,8 +149,8 @@ def pspnet_step(case: str, regime: str, device: str) -> Callable[[], None]:
     model_cfg.auxiliary_head.update(in_channels=256, channels=64)
     for part in ('backbone', 'decode_head', 'auxiliary_head'):
         model_cfg[part].norm_cfg = dict(type='BN', requires_grad=True)
-    ohem = dict(type='mmohem.OhemCrossEntropy', thresh=THRESH,
-                min_kept=PSP_MIN_KEPT)
+    ohem = dict(
+        type='mmohem.OhemCrossEntropy', thresh=THRESH, min_kept=PSP_MIN_KEPT)
     if case == 'pspnet/ce':
         model_cfg.decode_head.sampler = None
     elif case == 'pspnet/mmseg-sampler':
@@ -210,12 +213,17 @@ def spawn(case: str, regime: str, what: str, args) -> Dict:
     env = dict(os.environ, PYTHONWARNINGS='ignore')
     if what == 'memory':
         env['MALLOC_MMAP_THRESHOLD_'] = '65536'
-    cmd = [sys.executable, os.path.abspath(__file__), '--child', case,
-           '--regime', regime, '--measure', what, '--warmup',
-           str(args.warmup), '--repeats', str(args.repeats), '--threads',
-           str(args.threads), '--device', args.device]
-    out = subprocess.run(cmd, env=env, cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__), '--child', case, '--regime', regime,
+        '--measure', what, '--warmup',
+        str(args.warmup), '--repeats',
+        str(args.repeats), '--threads',
+        str(args.threads), '--device', args.device
+    ]
+    out = subprocess.run(
+        cmd, env=env, cwd=ROOT, check=True, capture_output=True,
+        text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -245,42 +253,52 @@ def main() -> None:
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
-    parser.add_argument('--cases', nargs='+', default=list(CASES),
-                        choices=list(CASES))
-    parser.add_argument('--regimes', nargs='+', default=list(REGIMES),
-                        choices=REGIMES)
+    parser.add_argument(
+        '--cases', nargs='+', default=list(CASES), choices=list(CASES))
+    parser.add_argument(
+        '--regimes', nargs='+', default=list(REGIMES), choices=REGIMES)
     parser.add_argument('--child', choices=list(CASES), help=argparse.SUPPRESS)
-    parser.add_argument('--regime', choices=REGIMES + (PSP_REGIME, ),
-                        help=argparse.SUPPRESS)
-    parser.add_argument('--measure', choices=('time', 'memory'),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        '--regime', choices=REGIMES + (PSP_REGIME, ), help=argparse.SUPPRESS)
+    parser.add_argument(
+        '--measure', choices=('time', 'memory'), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         torch.set_num_threads(args.threads)
         step = STEPS[CASES[args.child][0]](args.child, args.regime,
                                            args.device)
-        print(json.dumps(
-            time_case(step, args.warmup, args.repeats) if args.measure ==
-            'time' else measure_case(step, args.device)))
+        print(
+            json.dumps(
+                time_case(step, args.warmup, args.repeats) if args.measure ==
+                'time' else measure_case(step, args.device)))
         return
     results = []
     for case in args.cases:
         regimes = [PSP_REGIME] if CASES[case][0] == 'pspnet' else args.regimes
         for regime in regimes:
-            results.append(dict(case=case, regime=regime,
-                                load_avg_1min=os.getloadavg()[0],
-                                **spawn(case, regime, 'time', args),
-                                **spawn(case, regime, 'memory', args)))
-            print(f"{case:24s} {regime:9s} {results[-1]['median_ms']:8.0f} ms"
-                  f" {results[-1]['peak_mb']:8.0f} MB", file=sys.stderr)
+            results.append(
+                dict(
+                    case=case,
+                    regime=regime,
+                    load_avg_1min=os.getloadavg()[0],
+                    **spawn(case, regime, 'time', args),
+                    **spawn(case, regime, 'memory', args)))
+            print(
+                f"{case:24s} {regime:9s} {results[-1]['median_ms']:8.0f} ms"
+                f" {results[-1]['peak_mb']:8.0f} MB",
+                file=sys.stderr)
     report = dict(
         command=' '.join([os.path.basename(sys.executable)] + sys.argv),
-        torch=torch.__version__, threads=args.threads,
-        cpu=platform.processor() or platform.machine(), device=args.device,
-        gpu=(torch.cuda.get_device_name() if args.device == 'cuda' else
-             None),
-        logits_shape=SHAPE, pspnet_input=PSP_SHAPE, thresh=THRESH,
-        min_kept=MIN_KEPT, pspnet_min_kept=PSP_MIN_KEPT,
+        torch=torch.__version__,
+        threads=args.threads,
+        cpu=platform.processor() or platform.machine(),
+        device=args.device,
+        gpu=(torch.cuda.get_device_name() if args.device == 'cuda' else None),
+        logits_shape=SHAPE,
+        pspnet_input=PSP_SHAPE,
+        thresh=THRESH,
+        min_kept=MIN_KEPT,
+        pspnet_min_kept=PSP_MIN_KEPT,
         memory=('peak CUDA allocation of one step minus the allocation '
                 'before it' if args.device == 'cuda' else
                 'peak RSS of one step minus RSS before it, fresh '

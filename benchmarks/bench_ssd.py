@@ -45,13 +45,16 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.to(args.device).train()
-    packed = demo_mm_inputs(args.batch, (3, *image_size(args.size)),
-                            num_items=[6] * args.batch, num_classes=80)
+    packed = demo_mm_inputs(
+        args.batch, (3, *image_size(args.size)),
+        num_items=[6] * args.batch,
+        num_classes=80)
     data = model.data_preprocessor(packed, True)
     return time_training(model, data, model.bbox_head, 'loss_by_feat',
                          args.warmup, args.iters)
 
 
 if __name__ == '__main__':
-    main(__file__, VARIANTS, run_variant, __doc__.split('\n\n')[0],
+    main(__file__, VARIANTS, run_variant,
+         __doc__.split('\n\n')[0],
          dict(size=300, batch=4, out='bench_ssd.json'), ('head', 'loss'))

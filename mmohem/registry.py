@@ -66,7 +66,6 @@ SEG_MODELS = _child('mmseg', 'MODELS', ['mmohem.seg'])
 SEG_TASK_UTILS = _child('mmseg', 'TASK_UTILS', ['mmohem.seg'])
 SEG_HOOKS = _child('mmseg', 'HOOKS', ['mmohem.seg', 'mmohem.vis'])
 
-
 DET_OPTIM_WRAPPERS = _child('mmdet', 'OPTIM_WRAPPERS', ['mmohem.optim'])
 SEG_OPTIM_WRAPPERS = _child('mmseg', 'OPTIM_WRAPPERS', ['mmohem.optim'])
 

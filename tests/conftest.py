@@ -14,19 +14,28 @@ def _iou_matrix(boxes):
     return (inter / (area[:, None] + area[None] - inter)).tolist()
 
 
-def _reference_mining(losses, valid, is_pos, boxes, labels, num, thr,
-                      pos_fraction=None, neg_pos_ub=-1):
+def _reference_mining(losses,
+                      valid,
+                      is_pos,
+                      boxes,
+                      labels,
+                      num,
+                      thr,
+                      pos_fraction=None,
+                      neg_pos_ub=-1):
     """Plain greedy loss-NMS then top-num, one image and one box at a time."""
     kept = torch.zeros_like(valid)
     for b in range(losses.size(0)):
-        order = [i for i in losses[b].argsort(descending=True).tolist()
-                 if valid[b, i]]
+        order = [
+            i for i in losses[b].argsort(descending=True).tolist()
+            if valid[b, i]
+        ]
         iou = _iou_matrix(boxes[b])
         lab = None if labels is None else labels[b].tolist()
         survivors = []
         for i in order:
             if thr is None or all(
-                    (lab is not None and lab[i] != lab[j]) or iou[i][j] <= thr
+                (lab is not None and lab[i] != lab[j]) or iou[i][j] <= thr
                     for j in survivors):
                 survivors.append(i)
         if pos_fraction is None:

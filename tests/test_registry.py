@@ -18,8 +18,11 @@ from mmohem.registry import (DET_MODELS, DET_TASK_UTILS, SEG_MODELS,
 
 def _run(code: str) -> str:
     """Run ``code`` in a fresh interpreter; return its stdout."""
-    proc = subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -57,8 +57,8 @@ from mmohem.benchmark.pairs import (DEMO_PAIRS, Pair, data_root_options,
                                     schedule_options, unregistered_types)
 from mmohem.benchmark.plots import save_figure
 from mmohem.benchmark.runs import Job, Outcome, Reporter, run_jobs
-from mmohem.benchmark.table import (PairRuns, Row, build_rows,
-                                    markdown_table, run_summary)
+from mmohem.benchmark.table import (PairRuns, Row, build_rows, markdown_table,
+                                    run_summary)
 from mmohem.benchmark.workdirs import parse_entries
 from mmohem.demo.generate import DEFAULT_ROOT, DatasetSpec, ensure_dataset
 
@@ -69,52 +69,84 @@ DEFAULT_OUT = osp.join('work_dirs', 'benchmark')
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0], epilog=__doc__.split('\n', 1)[1],
+        description=__doc__.split('\n')[0],
+        epilog=__doc__.split('\n', 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument('--demo', action='store_true',
-                      help='train and compare the demo pairs')
-    mode.add_argument('--work-dirs', nargs='+', metavar='ENTRY',
-                      help='compare finished work dirs (layout below)')
-    parser.add_argument('--out', default=DEFAULT_OUT,
-                        help='output folder (default: %(default)s)')
+    mode.add_argument(
+        '--demo', action='store_true', help='train and compare the demo pairs')
+    mode.add_argument(
+        '--work-dirs',
+        nargs='+',
+        metavar='ENTRY',
+        help='compare finished work dirs (layout below)')
     parser.add_argument(
-        '--pairs', nargs='+', metavar='KEY',
-        help='demo pairs to run, of ' +
-        ', '.join(p.key for p in DEMO_PAIRS) + ' (default: ' +
-        ', '.join(p.key for p in DEMO_PAIRS if p.default) + ')')
-    parser.add_argument('--seeds', type=int, default=1,
-                        help='runs per config, seeds 0..N-1; N > 1 adds '
-                        '± std (default: %(default)s)')
-    parser.add_argument('--iters', type=int,
-                        help='training iterations (default: the configs\')')
-    parser.add_argument('--jobs', type=int, default=min(2, os.cpu_count()
-                                                        or 1),
-                        help='runs at once (default: %(default)s)')
-    parser.add_argument('--threads', type=int,
-                        help='torch threads per run (default: CPU cores / '
-                        'jobs)')
-    parser.add_argument('--data-root', default=DEFAULT_ROOT,
-                        help='demo dataset folder, relative to the '
-                        'repository (default: %(default)s)')
-    parser.add_argument('--num-train', type=int,
-                        default=DatasetSpec.num_train,
-                        help='demo train scenes (default: %(default)s)')
-    parser.add_argument('--num-val', type=int, default=DatasetSpec.num_val,
-                        help='demo val scenes (default: %(default)s)')
-    parser.add_argument('--data-seed', type=int, default=DatasetSpec.seed,
-                        help='seed of the demo dataset (default: '
-                        '%(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        metavar='KEY=VALUE',
-                        help='passed to every run\'s tools/train.py')
+        '--out',
+        default=DEFAULT_OUT,
+        help='output folder (default: %(default)s)')
+    parser.add_argument(
+        '--pairs',
+        nargs='+',
+        metavar='KEY',
+        help='demo pairs to run, of ' + ', '.join(p.key for p in DEMO_PAIRS) +
+        ' (default: ' + ', '.join(p.key
+                                  for p in DEMO_PAIRS if p.default) + ')')
+    parser.add_argument(
+        '--seeds',
+        type=int,
+        default=1,
+        help='runs per config, seeds 0..N-1; N > 1 adds '
+        '± std (default: %(default)s)')
+    parser.add_argument(
+        '--iters',
+        type=int,
+        help='training iterations (default: the configs\')')
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=min(2,
+                    os.cpu_count() or 1),
+        help='runs at once (default: %(default)s)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        help='torch threads per run (default: CPU cores / '
+        'jobs)')
+    parser.add_argument(
+        '--data-root',
+        default=DEFAULT_ROOT,
+        help='demo dataset folder, relative to the '
+        'repository (default: %(default)s)')
+    parser.add_argument(
+        '--num-train',
+        type=int,
+        default=DatasetSpec.num_train,
+        help='demo train scenes (default: %(default)s)')
+    parser.add_argument(
+        '--num-val',
+        type=int,
+        default=DatasetSpec.num_val,
+        help='demo val scenes (default: %(default)s)')
+    parser.add_argument(
+        '--data-seed',
+        type=int,
+        default=DatasetSpec.seed,
+        help='seed of the demo dataset (default: '
+        '%(default)s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        metavar='KEY=VALUE',
+        help='passed to every run\'s tools/train.py')
     args = parser.parse_args(argv)
     args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     return args
 
 
-def demo(args: argparse.Namespace, reporter: Reporter
-         ) -> Tuple[List[PairRuns], List[Tuple[str, str]], List[str]]:
+def demo(
+    args: argparse.Namespace, reporter: Reporter
+) -> Tuple[List[PairRuns], List[Tuple[str, str]], List[str]]:
     """Prepare the data, train the demo pairs, read their work dirs.
 
     Returns:
@@ -140,8 +172,8 @@ def demo(args: argparse.Namespace, reporter: Reporter
 def _prepare_data(data_root: str, args: argparse.Namespace,
                   reporter: Reporter) -> None:
     """Generate the demo dataset unless it is there and current."""
-    spec = DatasetSpec(seed=args.data_seed, num_train=args.num_train,
-                       num_val=args.num_val)
+    spec = DatasetSpec(
+        seed=args.data_seed, num_train=args.num_train, num_val=args.num_val)
     start = time.perf_counter()
     if ensure_dataset(data_root, spec):
         reporter.line(f'demo data: generated {data_root} in '
@@ -150,8 +182,9 @@ def _prepare_data(data_root: str, args: argparse.Namespace,
         reporter.line(f'demo data: {data_root} is current')
 
 
-def _runnable_pairs(keys: Optional[Sequence[str]], reporter: Reporter
-                    ) -> Tuple[List[Pair], List[Tuple[str, str]]]:
+def _runnable_pairs(
+        keys: Optional[Sequence[str]],
+        reporter: Reporter) -> Tuple[List[Pair], List[Tuple[str, str]]]:
     """The requested demo pairs whose mmohem types are all registered."""
     known = {p.key: p for p in DEMO_PAIRS}
     unknown = sorted(set(keys or []) - set(known))
@@ -163,8 +196,8 @@ def _runnable_pairs(keys: Optional[Sequence[str]], reporter: Reporter
         missing = unregistered_types(
             Config.fromfile(osp.join(ROOT, pair.ohem)))
         if missing:
-            reason = (', '.join(f'mmohem.{t}' for t in missing) +
-                      ' is not registered yet')
+            reason = (', '.join(f'mmohem.{t}'
+                                for t in missing) + ' is not registered yet')
             reporter.line(f'skipped {pair.key}: {reason}')
             skipped.append((pair.key, reason))
         else:
@@ -175,19 +208,22 @@ def _runnable_pairs(keys: Optional[Sequence[str]], reporter: Reporter
 def _jobs(pairs: List[Pair], args: argparse.Namespace,
           data_root: str) -> List[Job]:
     """One job per (seed, pair, side); both sides of a pair run together."""
-    env = {'OMP_NUM_THREADS': str(args.threads),
-           'MKL_NUM_THREADS': str(args.threads)}
+    env = {
+        'OMP_NUM_THREADS': str(args.threads),
+        'MKL_NUM_THREADS': str(args.threads)
+    }
     jobs = []
     for seed in range(args.seeds):
         for pair in pairs:
-            for side, config in (('baseline', pair.baseline),
-                                 ('ohem', pair.ohem)):
+            for side, config in (('baseline', pair.baseline), ('ohem',
+                                                               pair.ohem)):
                 work_dir = _run_dir(args.out, pair.key, side, seed)
                 shutil.rmtree(work_dir, ignore_errors=True)
                 command = [
-                    sys.executable, osp.join(ROOT, 'tools', 'train.py'),
-                    osp.join(ROOT, config), '--work-dir', work_dir,
-                    '--cfg-options',
+                    sys.executable,
+                    osp.join(ROOT, 'tools', 'train.py'),
+                    osp.join(ROOT,
+                             config), '--work-dir', work_dir, '--cfg-options',
                     *_options(osp.join(ROOT, config), seed, args, data_root)
                 ]
                 label = f'{pair.key} {side} seed {seed}'
@@ -243,29 +279,35 @@ def write_report(out: str, rows: List[Row], pairs: List[PairRuns],
     table = markdown_table(rows)
     with open(osp.join(out, 'benchmark.md'), 'w', encoding='utf-8') as f:
         f.write(_markdown_page(table, meta))
-    runs = [dict(model=p.model, side=side, **run_summary(r))
-            for p in pairs for side, runs in (('baseline', p.baseline),
-                                              ('ohem', p.ohem))
-            for r in runs]
+    runs = [
+        dict(model=p.model, side=side, **run_summary(r)) for p in pairs
+        for side, runs in (('baseline', p.baseline), ('ohem', p.ohem))
+        for r in runs
+    ]
     with open(osp.join(out, 'benchmark.json'), 'w', encoding='utf-8') as f:
-        json.dump(dict(meta, rows=[r.to_dict() for r in rows], runs=runs),
-                  f, indent=2)
+        json.dump(
+            dict(meta, rows=[r.to_dict() for r in rows], runs=runs),
+            f,
+            indent=2)
     save_figure(rows, pairs, osp.join(out, 'benchmark.png'))
     return table
 
 
 def _markdown_page(table: str, meta: dict) -> str:
     """benchmark.md: command, table, notes, skipped and failed runs."""
-    lines = ['# OHEM vs baseline', '', f'Command: `{meta["command"]}`', '',
-             table, '', NOTES]
+    lines = [
+        '# OHEM vs baseline', '', f'Command: `{meta["command"]}`', '', table,
+        '', NOTES
+    ]
     for key, reason in meta.get('skipped', []):
         lines.append(f'- skipped `{key}`: {reason}')
     for label in meta.get('failed', []):
         lines.append(f'- FAILED run `{label}` (not in the table)')
     if meta.get('wall_s') is not None:
         lines.append(f'- wall time of the command: {meta["wall_s"]:.0f} s')
-    lines += ['', '![metrics, losses and mining statistics](benchmark.png)',
-              '']
+    lines += [
+        '', '![metrics, losses and mining statistics](benchmark.png)', ''
+    ]
     return '\n'.join(lines)
 
 
@@ -294,13 +336,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         skipped, failed = [], []
     rows = build_rows(pairs)
     meta = dict(
-        command=' '.join(shlex.quote(a) for a in [
-            'python', 'tools/benchmark.py', *(sys.argv[1:] if argv is None
-                                              else argv)]),
-        skipped=skipped, failed=failed,
+        command=' '.join(
+            shlex.quote(a) for a in [
+                'python', 'tools/benchmark.py', *(
+                    sys.argv[1:] if argv is None else argv)
+            ]),
+        skipped=skipped,
+        failed=failed,
         wall_s=time.perf_counter() - start if args.demo else None,
-        settings=dict(seeds=args.seeds, iters=args.iters, jobs=args.jobs,
-                      threads=args.threads, cpu_count=os.cpu_count()))
+        settings=dict(
+            seeds=args.seeds,
+            iters=args.iters,
+            jobs=args.jobs,
+            threads=args.threads,
+            cpu_count=os.cpu_count()))
     table = write_report(args.out, rows, pairs, meta)
     reporter.line(f'\n{table}\n\nwrote {osp.join(args.out, "benchmark.md")}'
                   f', benchmark.json, benchmark.png')

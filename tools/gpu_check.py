@@ -55,14 +55,15 @@ def check_build(device: str) -> Dict:
     pooled = RoIAlign((2, 2), 1.0)(feats, rois)
     cuda_ops = get_compiling_cuda_version()
     return dict(
-        torch=torch.__version__, mmcv=mmcv.__version__,
+        torch=torch.__version__,
+        mmcv=mmcv.__version__,
         python=platform.python_version(),
         device=(torch.cuda.get_device_name() if device == 'cuda' else
                 platform.processor() or platform.machine()),
         mmcv_cuda_ops=cuda_ops,
         ops_run=keep.tolist() == [0] and pooled.shape == (1, 4, 2, 2),
-        ok=keep.tolist() == [0] and (device != 'cuda' or
-                                     cuda_ops != 'not available'))
+        ok=keep.tolist() == [0]
+        and (device != 'cuda' or cuda_ops != 'not available'))
 
 
 def check_amp(device: str, quick: bool) -> List[Dict]:
@@ -70,22 +71,25 @@ def check_amp(device: str, quick: bool) -> List[Dict]:
     from mmohem.checks import amp_gradient_check
     dtype = torch.float16 if device == 'cuda' else torch.bfloat16
     return [
-        amp_gradient_check(name, device, dtype, depth=18 if quick else 50,
-                           size=128 if quick else 512)
-        for name in AMP_CONFIGS
+        amp_gradient_check(
+            name,
+            device,
+            dtype,
+            depth=18 if quick else 50,
+            size=128 if quick else 512) for name in AMP_CONFIGS
     ]
 
 
 def run_sections(device: str, quick: bool,
                  sections: Sequence[str]) -> Dict[str, object]:
     """Each requested section's results."""
-    from mmohem.checks import mining_agreement, miner_host_syncs, nms_memory
+    from mmohem.checks import miner_host_syncs, mining_agreement, nms_memory
     run: Dict[str, Callable[[], object]] = dict(
         build=lambda: check_build(device),
         amp=lambda: check_amp(device, quick),
         agreement=lambda: mining_agreement(device),
-        nms=lambda: nms_memory(QUICK_NMS_SIZES if quick else NMS_SIZES,
-                               device),
+        nms=lambda: nms_memory(QUICK_NMS_SIZES
+                               if quick else NMS_SIZES, device),
         syncs=lambda: miner_host_syncs(device))
     results = {}
     for name in sections:
@@ -100,60 +104,79 @@ def failures(results: Dict[str, object]) -> List[str]:
     failed = []
     if 'build' in results and not results['build']['ok']:
         failed.append('build')
-    failed += [f"amp: {r['config']}" for r in results.get('amp', [])
-               if not r['ok']]
-    failed += [f'agreement: {name}'
-               for name, r in results.get('agreement', {}).items()
-               if r['differ']]
+    failed += [
+        f"amp: {r['config']}" for r in results.get('amp', []) if not r['ok']
+    ]
+    failed += [
+        f'agreement: {name}'
+        for name, r in results.get('agreement', {}).items() if r['differ']
+    ]
     return failed
 
 
 def report(results: Dict[str, object], device: str, failed: List[str],
            command: str) -> str:
     """The results as Markdown, one table per section."""
-    parts = [f'# mmohem GPU check ({device})', '', f'`{command}`', '',
-             f"**{'FAILED: ' + '; '.join(failed) if failed else 'passed'}**"]
+    parts = [
+        f'# mmohem GPU check ({device})', '', f'`{command}`', '',
+        f"**{'FAILED: ' + '; '.join(failed) if failed else 'passed'}**"
+    ]
     if 'build' in results:
         build = results['build']
-        parts += ['', '## Build', '',
-                  markdown_table(['item', 'value'], build.items())]
+        parts += [
+            '', '## Build', '',
+            markdown_table(['item', 'value'], build.items())
+        ]
     if 'amp' in results:
-        parts += ['', '## RoI-head gradients under autocast', '',
-                  markdown_table(
-                      ['config', 'dtype', 'parameters trained (baseline)',
-                       'missing with mmohem', 'missing with mmdet OHEM'],
-                      [[r['config'], r['dtype'], r['trained'],
-                        len(r['mmohem_missing']), len(r['mmdet_missing'])]
-                       for r in results['amp']], 'lllrr')]
+        parts += [
+            '', '## RoI-head gradients under autocast', '',
+            markdown_table([
+                'config', 'dtype', 'parameters trained (baseline)',
+                'missing with mmohem', 'missing with mmdet OHEM'
+            ], [[
+                r['config'], r['dtype'], r['trained'],
+                len(r['mmohem_missing']),
+                len(r['mmdet_missing'])
+            ] for r in results['amp']], 'lllrr')
+        ]
     if 'agreement' in results:
-        parts += ['', '## Same examples on the CPU and the device', '',
-                  markdown_table(['case', 'kept (CPU)', 'kept differently'],
-                                 [[k, v['kept'], v['differ']] for k, v in
-                                  results['agreement'].items()], 'lrr')]
+        parts += [
+            '', '## Same examples on the CPU and the device', '',
+            markdown_table(['case', 'kept (CPU)', 'kept differently'],
+                           [[k, v['kept'], v['differ']]
+                            for k, v in results['agreement'].items()], 'lrr')
+        ]
     if 'nms' in results:
-        parts += ['', '## Loss-based NMS: peak memory and time', '',
-                  markdown_table(
-                      ['boxes', 'mode', 'peak MiB', 'ms', 'survivors'],
-                      [[r['boxes'], r['mode'],
-                        '-' if r['peak_mib'] is None else
-                        f"{r['peak_mib']:.0f}", f"{r['ms']:.1f}",
-                        r['survivors']] for r in results['nms']], 'rlrrr')]
+        parts += [
+            '', '## Loss-based NMS: peak memory and time', '',
+            markdown_table(['boxes', 'mode', 'peak MiB', 'ms', 'survivors'], [[
+                r['boxes'], r['mode'],
+                '-' if r['peak_mib'] is None else f"{r['peak_mib']:.0f}",
+                f"{r['ms']:.1f}", r['survivors']
+            ] for r in results['nms']], 'rlrrr')
+        ]
     if 'syncs' in results:
-        parts += ['', '## Host synchronisations per miner step', '',
-                  markdown_table(['step', 'count'],
-                                 [[k, v['count']] for k, v in
-                                  results['syncs'].items()], 'lr')]
+        parts += [
+            '', '## Host synchronisations per miner step', '',
+            markdown_table(['step', 'count'],
+                           [[k, v['count']]
+                            for k, v in results['syncs'].items()], 'lr')
+        ]
     return '\n'.join(parts) + '\n'
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda', choices=('cuda', 'cpu'))
-    parser.add_argument('--quick', action='store_true',
-                        help='small sizes and ResNet-18 models (CPU tests)')
-    parser.add_argument('--sections', nargs='+',
-                        default=['build', 'amp', 'agreement', 'nms', 'syncs'],
-                        choices=['build', 'amp', 'agreement', 'nms', 'syncs'])
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='small sizes and ResNet-18 models (CPU tests)')
+    parser.add_argument(
+        '--sections',
+        nargs='+',
+        default=['build', 'amp', 'agreement', 'nms', 'syncs'],
+        choices=['build', 'amp', 'agreement', 'nms', 'syncs'])
     parser.add_argument('--out', default='work_dirs/gpu_check')
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -164,12 +187,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import mmohem  # noqa: F401
     results = run_sections(args.device, args.quick, args.sections)
     failed = failures(results)
-    command = ' '.join(['python', 'tools/gpu_check.py'] + list(
-        sys.argv[1:] if argv is None else argv))
+    command = ' '.join(['python', 'tools/gpu_check.py'] +
+                       list(sys.argv[1:] if argv is None else argv))
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'gpu_check.json'), 'w') as f:
-        json.dump(dict(command=command, device=args.device, failed=failed,
-                       **results), f, indent=2)
+        json.dump(
+            dict(
+                command=command, device=args.device, failed=failed, **results),
+            f,
+            indent=2)
     text = report(results, args.device, failed, command)
     with open(osp.join(args.out, 'gpu_check.md'), 'w') as f:
         f.write(text)

@@ -38,8 +38,8 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Build the runner from the config and test the checkpoint."""
     cfg = build_config(parse_args(argv))
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
-              else Runner.from_cfg(cfg))
+    runner = (
+        RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg))
     runner.test()
 
 

@@ -66,7 +66,8 @@ def build_config(args: argparse.Namespace) -> Config:
         use_amp(cfg)
     if args.launcher != 'none' and not torch.cuda.is_available():
         cfg.model_wrapper_cfg = dict(
-            type='MMDistributedDataParallel', device_ids=None,
+            type='MMDistributedDataParallel',
+            device_ids=None,
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
     if args.resume == 'auto':
@@ -117,8 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     cfg = build_config(args)
     if args.launcher == 'pytorch' and not torch.cuda.is_available():
         torch_dist.init_process_group(backend='gloo')
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
-              else Runner.from_cfg(cfg))
+    runner = (
+        RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg))
     runner.train()
 
 

@@ -5,8 +5,8 @@ _base_ = './pspnet_r18-tiny-d8_demo.py'
 
 model = dict(
     decode_head=dict(
-        sampler=dict(type='mmohem.OhemCrossEntropy', thresh=0.7,
-                     min_kept=3125)))
+        sampler=dict(
+            type='mmohem.OhemCrossEntropy', thresh=0.7, min_kept=3125)))
 
 # Draws what OHEM mines every 100 iterations (8 pictures per 800-iteration
 # run) into <work_dir>/<timestamp>/vis_data/vis_image/.

@@ -7,5 +7,5 @@ custom_imports = dict(imports=['mmohem'], allow_failed_imports=False)
 model = dict(
     decode_head=dict(
         sampler=dict(
-            type='mmohem.OhemCrossEntropy', thresh=0.7,
-            min_kept_ratio=1 / 16)))
+            type='mmohem.OhemCrossEntropy', thresh=0.7, min_kept_ratio=1 /
+            16)))

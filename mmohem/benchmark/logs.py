@@ -22,8 +22,7 @@ from statistics import mean
 from typing import Dict, Iterable, List, Optional, Tuple
 
 RUN_INFO = 'mmohem_run.json'
-_NOT_METRICS = ('step', 'mode', 'time', 'data_time', 'iter', 'epoch',
-                'memory')
+_NOT_METRICS = ('step', 'mode', 'time', 'data_time', 'iter', 'epoch', 'memory')
 _TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 _LOG_LINE = re.compile(
     r'(?:Iter|Epoch)\((?P<mode>train|val|test)\)\s*'
@@ -136,8 +135,10 @@ def read_work_dir(work_dir: str) -> RunLog:
         evals = [r for r in records if r['mode'] != 'train']
         if evals:
             metrics = _metrics_of(evals[-1])
-    run = RunLog(work_dir, [_scalars_of(train[s]) for s in sorted(train)],
-                 metrics, config=_config_name(work_dir))
+    run = RunLog(
+        work_dir, [_scalars_of(train[s]) for s in sorted(train)],
+        metrics,
+        config=_config_name(work_dir))
     _read_run_info(run)
     return run
 
@@ -173,7 +174,8 @@ def parse_log_lines(lines: Iterable[str]) -> List[Dict[str, float]]:
             continue
         record: Dict[str, float] = {
             m['key']: float(m['value'])
-            for m in _KEY_VALUE.finditer(_ETA.sub('', match['rest']))}
+            for m in _KEY_VALUE.finditer(_ETA.sub('', match['rest']))
+        }
         step = int(match['iter'])
         if match['epoch'] and match['mode'] == 'train':
             step += (int(match['epoch']) - 1) * int(match['total'])
@@ -192,8 +194,10 @@ def _launch_records(launch: str) -> List[Dict[str, float]]:
         records = read_scalars(scalars)
     elif osp.isfile(text_log):
         with open(text_log, encoding='utf-8', errors='replace') as f:
-            records = [r for r in parse_log_lines(f)
-                       if r['mode'] == 'train' or _metrics_of(r)]
+            records = [
+                r for r in parse_log_lines(f)
+                if r['mode'] == 'train' or _metrics_of(r)
+            ]
     else:
         records = []
     test_json = osp.join(launch, f'{name}.json')
@@ -204,14 +208,20 @@ def _launch_records(launch: str) -> List[Dict[str, float]]:
 
 
 def _scalars_of(record: Dict[str, float]) -> Dict[str, float]:
-    return {k: float(v) for k, v in record.items()
-            if k != 'mode' and isinstance(v, (int, float))}
+    return {
+        k: float(v)
+        for k, v in record.items()
+        if k != 'mode' and isinstance(v, (int, float))
+    }
 
 
 def _metrics_of(record: Dict[str, float]) -> Dict[str, float]:
     """Evaluation metrics of a record, without step, timing and memory."""
-    return {k: float(v) for k, v in record.items()
-            if isinstance(v, (int, float)) and k not in _NOT_METRICS}
+    return {
+        k: float(v)
+        for k, v in record.items()
+        if isinstance(v, (int, float)) and k not in _NOT_METRICS
+    }
 
 
 def _config_name(work_dir: str) -> Optional[str]:

@@ -40,10 +40,12 @@ DEMO_PAIRS: Tuple[Pair, ...] = (
     Pair('ssd', 'SSDlite MobileNetV2-tiny',
          'configs/demo/ssdlite_mobilenetv2-tiny_demo.py',
          'configs/demo/ssdlite_mobilenetv2-tiny_ohem_demo.py'),
-    Pair('retinanet', 'RetinaNet R18-tiny FPN (focal loss vs OHEM)',
-         'configs/demo/retinanet_r18-tiny_fpn_demo.py',
-         'configs/demo/retinanet_r18-tiny_fpn_ohem_demo.py',
-         default=False),
+    Pair(
+        'retinanet',
+        'RetinaNet R18-tiny FPN (focal loss vs OHEM)',
+        'configs/demo/retinanet_r18-tiny_fpn_demo.py',
+        'configs/demo/retinanet_r18-tiny_fpn_ohem_demo.py',
+        default=False),
 )
 
 
@@ -132,8 +134,10 @@ def schedule_options(cfg: Config, iters: int) -> Dict[str, Any]:
     return options
 
 
-def _leaves(obj: Any,
-            path: Tuple[Any, ...] = ()) -> Iterator[Tuple[Tuple, Any]]:
+LeafPath = Tuple[Any, ...]
+
+
+def _leaves(obj: Any, path: LeafPath = ()) -> Iterator[Tuple[LeafPath, Any]]:
     """``(path, value)`` of every non-container value of nested dicts and
     lists."""
     if isinstance(obj, dict):

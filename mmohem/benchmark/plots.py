@@ -32,8 +32,9 @@ def ohem_groups(keys: Sequence[str]) -> Dict[str, List[str]]:
         if not key.startswith(OHEM_PREFIX):
             continue
         name = key[len(OHEM_PREFIX):].split('.')[-1]
-        group = (_GROUPS[0] if name.startswith('num') else
-                 _GROUPS[1] if 'loss' in name else _GROUPS[2])
+        group = (
+            _GROUPS[0] if name.startswith('num') else
+            _GROUPS[1] if 'loss' in name else _GROUPS[2])
         groups[group].append(key)
     return {name: keys for name, keys in groups.items() if keys}
 
@@ -49,8 +50,9 @@ def save_figure(rows: Sequence[Row], pairs: Sequence[PairRuns],
     """
     columns = 1 + len(_GROUPS)
     fig, axes = plt.subplots(
-        1 + len(pairs), columns, figsize=(4.2 * columns, 3.2 *
-                                          (1 + len(pairs))),
+        1 + len(pairs),
+        columns,
+        figsize=(4.2 * columns, 3.2 * (1 + len(pairs))),
         squeeze=False)
     _metric_bars(fig, axes[0], rows)
     for idx, pair in enumerate(pairs):
@@ -67,11 +69,15 @@ def _metric_bars(fig: plt.Figure, axes: Sequence[plt.Axes],
     ax = axes[0]
     width = 0.38
     for offset, side in ((-width / 2, 'baseline'), (width / 2, 'OHEM')):
-        stats = [row.baseline if side == 'baseline' else row.ohem
-                 for row in rows]
+        stats = [
+            row.baseline if side == 'baseline' else row.ohem for row in rows
+        ]
         ax.bar([i + offset for i in range(len(rows))],
-               [s.mean or 0 for s in stats], width,
-               yerr=[s.std or 0 for s in stats], capsize=3, label=side,
+               [s.mean or 0 for s in stats],
+               width,
+               yerr=[s.std or 0 for s in stats],
+               capsize=3,
+               label=side,
                color=_COLOURS[side])
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([f'{r.model}\n{r.metric}' for r in rows], fontsize=7)
@@ -83,8 +89,13 @@ def _pair_curves(axes: Sequence[plt.Axes], pair: PairRuns) -> None:
     for side, runs in (('baseline', pair.baseline), ('OHEM', pair.ohem)):
         for seed, run in enumerate(runs):
             steps, loss = run.series('loss')
-            axes[0].plot(steps, loss, color=_COLOURS[side], alpha=0.8,
-                         lw=1, label=side if seed == 0 else None)
+            axes[0].plot(
+                steps,
+                loss,
+                color=_COLOURS[side],
+                alpha=0.8,
+                lw=1,
+                label=side if seed == 0 else None)
     axes[0].set_title(f'{pair.model}: training loss', fontsize=9)
     axes[0].set_xlabel('iteration')
     axes[0].legend(fontsize=8)
@@ -97,8 +108,13 @@ def _pair_curves(axes: Sequence[plt.Axes], pair: PairRuns) -> None:
         for idx, key in enumerate(groups[group]):
             for seed, run in enumerate(pair.ohem):
                 steps, values = run.series(key)
-                ax.plot(steps, values, lw=1, alpha=0.8, color=f'C{idx}',
-                        label=key if seed == 0 else None)
+                ax.plot(
+                    steps,
+                    values,
+                    lw=1,
+                    alpha=0.8,
+                    color=f'C{idx}',
+                    label=key if seed == 0 else None)
         ax.set_title(f'OHEM {group}', fontsize=9)
         ax.set_xlabel('iteration')
         ax.legend(fontsize=7)

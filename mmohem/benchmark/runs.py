@@ -78,8 +78,13 @@ class Running:
         self._log = open(self._log_path, 'w', encoding='utf-8')
         self._start = time.perf_counter()
         self.proc = subprocess.Popen(
-            job.command, stdout=self._log, stderr=subprocess.STDOUT,
-            env={**os.environ, **job.env})
+            job.command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                **job.env
+            })
 
     def poll(self) -> Optional[Outcome]:
         """The outcome if the process ended, else ``None``; never blocks."""
@@ -176,8 +181,8 @@ def run_jobs(jobs: List[Job], parallel: int, reporter: Reporter,
                     done.append(outcome)
                     on_done(outcome)
             if running:
-                reporter.status(' | '.join(
-                    f'{r.job.label}: {r.progress()}' for r in running))
+                reporter.status(' | '.join(f'{r.job.label}: {r.progress()}'
+                                           for r in running))
                 time.sleep(_POLL_S)
     finally:
         for run in running:
@@ -186,12 +191,14 @@ def run_jobs(jobs: List[Job], parallel: int, reporter: Reporter,
 
 
 def _write_run_info(outcome: Outcome) -> None:
-    info = dict(peak_rss_mib=round(outcome.peak_rss_mib, 1),
-                wall_s=round(outcome.wall_s, 1),
-                returncode=outcome.returncode,
-                command=outcome.job.command,
-                env=outcome.job.env,
-                peak_memory_source='ru_maxrss of os.wait4 on the run process')
-    with open(osp.join(outcome.job.work_dir, RUN_INFO), 'w',
-              encoding='utf-8') as f:
+    info = dict(
+        peak_rss_mib=round(outcome.peak_rss_mib, 1),
+        wall_s=round(outcome.wall_s, 1),
+        returncode=outcome.returncode,
+        command=outcome.job.command,
+        env=outcome.job.env,
+        peak_memory_source='ru_maxrss of os.wait4 on the run process')
+    with open(
+            osp.join(outcome.job.work_dir, RUN_INFO), 'w',
+            encoding='utf-8') as f:
         json.dump(info, f, indent=2)

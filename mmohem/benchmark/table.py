@@ -147,13 +147,17 @@ def markdown_table(rows: Sequence[Row]) -> str:
     """The comparison as a Markdown table (with a header naming the
     memory source)."""
     sources = {row.memory_source for row in rows if row.memory_source}
-    memory = (MEMORY_HEADERS[sources.pop()] if len(sources) == 1 else
-              'memory MiB (rss: peak RSS, cuda: GPU)')
-    header = ['task', 'model', 'metric', 'baseline', 'OHEM',
-              'Δ (OHEM − baseline)', 'verdict', 's/iter (baseline / OHEM)',
-              f'{memory} (baseline / OHEM)']
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '|'.join(['---'] * len(header)) + '|']
+    memory = (
+        MEMORY_HEADERS[sources.pop()]
+        if len(sources) == 1 else 'memory MiB (rss: peak RSS, cuda: GPU)')
+    header = [
+        'task', 'model', 'metric', 'baseline', 'OHEM', 'Δ (OHEM − baseline)',
+        'verdict', 's/iter (baseline / OHEM)', f'{memory} (baseline / OHEM)'
+    ]
+    lines = [
+        '| ' + ' | '.join(header) + ' |',
+        '|' + '|'.join(['---'] * len(header)) + '|'
+    ]
     for row in rows:
         mixed = len({r.memory_source for r in rows}) > 1
         lines.append('| ' + ' | '.join(_cells(row, mixed)) + ' |')
@@ -164,9 +168,13 @@ def _cells(row: Row, mixed_memory: bool) -> List[str]:
     delta = 'n/a' if row.delta is None else f'{row.delta:+.{row.decimals}f}'
     suffix = f' ({row.memory_source})' if mixed_memory else ''
     return [
-        row.task, row.model, row.metric,
-        row.baseline.format(row.decimals), row.ohem.format(row.decimals),
-        delta, row.verdict,
+        row.task,
+        row.model,
+        row.metric,
+        row.baseline.format(row.decimals),
+        row.ohem.format(row.decimals),
+        delta,
+        row.verdict,
         ' / '.join(s.format(3) for s in row.sec_per_iter),
         ' / '.join(s.format(0) for s in row.memory_mib) + suffix,
     ]
@@ -174,20 +182,22 @@ def _cells(row: Row, mixed_memory: bool) -> List[str]:
 
 def _row(pair: PairRuns, metric: Metric, base: List[float],
          ohem: List[float]) -> Row:
-    speed = tuple(Stat([t for t in (r.sec_per_iter() for r in runs)
-                        if t is not None])
-                  for runs in (pair.baseline, pair.ohem))
+    speed = tuple(
+        Stat([t for t in (r.sec_per_iter() for r in runs) if t is not None])
+        for runs in (pair.baseline, pair.ohem))
     memories = [[r.memory() for r in runs]
                 for runs in (pair.baseline, pair.ohem)]
     sources = {src for side in memories for _, src in side if src}
     return Row(
-        task=metric.task, model=pair.model, metric=metric.label,
+        task=metric.task,
+        model=pair.model,
+        metric=metric.label,
         decimals=metric.decimals,
         baseline=Stat([v * metric.scale for v in base]),
         ohem=Stat([v * metric.scale for v in ohem]),
         sec_per_iter=speed,
-        memory_mib=tuple(Stat([m for m, _ in side if m is not None])
-                         for side in memories),
+        memory_mib=tuple(
+            Stat([m for m, _ in side if m is not None]) for side in memories),
         memory_source='/'.join(sorted(sources)))
 
 
@@ -205,6 +215,12 @@ def _standard_error(a: Stat, b: Stat) -> Optional[float]:
 def run_summary(run: RunLog) -> Dict[str, object]:
     """JSON facts of one run."""
     memory, source = run.memory()
-    return dict(work_dir=run.work_dir, config=run.config, iters=run.iters,
-                metrics=run.metrics, sec_per_iter=run.sec_per_iter(),
-                memory_mib=memory, memory_source=source, wall_s=run.wall_s)
+    return dict(
+        work_dir=run.work_dir,
+        config=run.config,
+        iters=run.iters,
+        metrics=run.metrics,
+        sec_per_iter=run.sec_per_iter(),
+        memory_mib=memory,
+        memory_source=source,
+        wall_s=run.wall_s)

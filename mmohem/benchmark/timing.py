@@ -86,5 +86,6 @@ def time_case(step: Callable[[], None], warmup: int, repeats: int) -> Dict:
         start = now()
         step()
         times.append(now() - start)
-    return dict(median_ms=1000 * statistics.median(times),
-                times_ms=[1000 * t for t in times])
+    return dict(
+        median_ms=1000 * statistics.median(times),
+        times_ms=[1000 * t for t in times])

@@ -76,8 +76,10 @@ def discover(root: str) -> List[PairDirs]:
     """Pairs of a folder laid out as ``ROOT/<model>/{baseline,ohem}/``."""
     if _has_sides(root):
         return [_layout_pair(root)]
-    pairs = [_layout_pair(d) for d in sorted(glob.glob(osp.join(root, '*')))
-             if _has_sides(d)]
+    pairs = [
+        _layout_pair(d) for d in sorted(glob.glob(osp.join(root, '*')))
+        if _has_sides(d)
+    ]
     if not pairs:
         raise ValueError(
             f'{root}: no <model>/baseline/ and <model>/ohem/ folders found; '
@@ -90,8 +92,8 @@ def runs_of(side_dir: str) -> List[str]:
     that are work dirs (one per seed), sorted."""
     if is_work_dir(side_dir):
         return [side_dir]
-    return sorted(d for d in glob.glob(osp.join(side_dir, '*'))
-                  if is_work_dir(d))
+    return sorted(
+        d for d in glob.glob(osp.join(side_dir, '*')) if is_work_dir(d))
 
 
 def _has_sides(path: str) -> bool:
@@ -104,8 +106,8 @@ def _layout_pair(path: str) -> PairDirs:
         if not dirs:
             raise ValueError(f'{osp.join(path, side)} holds no mmengine '
                              'work dir.')
-    return PairDirs(osp.basename(osp.normpath(path)), runs['baseline'],
-                    runs['ohem'])
+    return PairDirs(
+        osp.basename(osp.normpath(path)), runs['baseline'], runs['ohem'])
 
 
 def _explicit(spec: Dict[str, str]) -> PairDirs:
@@ -113,10 +115,7 @@ def _explicit(spec: Dict[str, str]) -> PairDirs:
     if missing:
         raise ValueError(
             f'--work-dirs: pair {spec} lacks {" and ".join(missing)}=DIR.')
-    sides = {
-        k: [d for d in spec[k].split(',') if d]
-        for k in ('base', 'ohem')
-    }
+    sides = {k: [d for d in spec[k].split(',') if d] for k in ('base', 'ohem')}
     for dirs in sides.values():
         for path in dirs:
             if not is_work_dir(path):

@@ -57,7 +57,8 @@ def random_pixels(shape: Tuple[int, int, int, int], device: str,
     return logits.to(device), labels.to(device)
 
 
-def mining_agreement(device: str, images: int = 4,
+def mining_agreement(device: str,
+                     images: int = 4,
                      cands: int = 3000) -> Dict[str, Dict]:
     """Kept examples of the mining functions on the CPU and on ``device``.
 
@@ -78,29 +79,36 @@ def mining_agreement(device: str, images: int = 4,
     from mmohem.mining import hard_pixel_mask, loss_nms, mine_hard_examples
 
     def boxes_case(fn):
+
         def run(dev):
             return fn(random_candidates(images, cands, dev, seed=1))
+
         return run
 
     cases = {
-        'loss-NMS 0.7 + top-128 per label': boxes_case(
-            lambda c: mine_hard_examples(c['losses'], c['valid'],
-                                         c['is_pos'], c['boxes'], 128, 0.7,
-                                         c['labels']).kept),
-        'with pos_fraction=0.25': boxes_case(
-            lambda c: mine_hard_examples(c['losses'], c['valid'],
-                                         c['is_pos'], c['boxes'], 128, 0.7,
-                                         c['labels'], 0.25).kept),
-        'loss-NMS in chunks of 1000': boxes_case(
-            lambda c: loss_nms(c['boxes'], c['losses'], c['valid'], 0.5,
-                               c['labels'], max_boxes=1000)),
-        'pixels, thresh 0.7, min_kept 40000': lambda dev: hard_pixel_mask(
-            *random_pixels((4, 19, 128, 256), dev, seed=2), thresh=0.7,
+        'loss-NMS 0.7 + top-128 per label':
+        boxes_case(lambda c: mine_hard_examples(c['losses'], c['valid'], c[
+            'is_pos'], c['boxes'], 128, 0.7, c['labels']).kept),
+        'with pos_fraction=0.25':
+        boxes_case(lambda c: mine_hard_examples(c['losses'], c['valid'], c[
+            'is_pos'], c['boxes'], 128, 0.7, c['labels'], 0.25).kept),
+        'loss-NMS in chunks of 1000':
+        boxes_case(lambda c: loss_nms(
+            c['boxes'],
+            c['losses'],
+            c['valid'],
+            0.5,
+            c['labels'],
+            max_boxes=1000)),
+        'pixels, thresh 0.7, min_kept 40000':
+        lambda dev: hard_pixel_mask(
+            *random_pixels((4, 19, 128, 256), dev, seed=2),
+            thresh=0.7,
             min_kept=40000),
     }
     results = {}
     for name, run in cases.items():
         on_cpu, on_device = run('cpu'), run(device).cpu()
-        results[name] = dict(kept=int(on_cpu.sum()),
-                             differ=int((on_cpu ^ on_device).sum()))
+        results[name] = dict(
+            kept=int(on_cpu.sum()), differ=int((on_cpu ^ on_device).sum()))
     return results

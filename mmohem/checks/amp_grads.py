@@ -50,8 +50,8 @@ def small_detector(name: str, depth: int = 18) -> ConfigDict:
     model.backbone.style = 'pytorch'
     model.rpn_head.in_channels = 256
     model.rpn_head.feat_channels = 256
-    model.roi_head.shared_head.update(depth=depth, style='pytorch',
-                                      init_cfg=None)
+    model.roi_head.shared_head.update(
+        depth=depth, style='pytorch', init_cfg=None)
     model.roi_head.bbox_roi_extractor.update(out_channels=256)
     model.roi_head.bbox_roi_extractor.roi_layer.output_size = 4
     model.roi_head.bbox_head.update(in_channels=512, roi_feat_size=2)
@@ -66,7 +66,9 @@ def set_sampler(model: ConfigDict, sampler: dict) -> ConfigDict:
     return model
 
 
-def roi_head_grads(model: nn.Module, data: dict, dtype: torch.dtype,
+def roi_head_grads(model: nn.Module,
+                   data: dict,
+                   dtype: torch.dtype,
                    proposals: int = 16) -> Set[str]:
     """Names of the RoI head's parameters that get a gradient from one
     training step under autocast to ``dtype``.
@@ -102,12 +104,17 @@ def roi_head_grads(model: nn.Module, data: dict, dtype: torch.dtype,
             losses = model.roi_head.loss(feats, best, data['data_samples'])
     loss, _ = model.parse_losses(losses)
     loss.backward()
-    return {name for name, p in model.roi_head.named_parameters()
-            if p.grad is not None}
+    return {
+        name
+        for name, p in model.roi_head.named_parameters() if p.grad is not None
+    }
 
 
-def amp_gradient_check(name: str, device: str, dtype: torch.dtype,
-                       depth: int = 18, size: int = 128) -> Dict:
+def amp_gradient_check(name: str,
+                       device: str,
+                       dtype: torch.dtype,
+                       depth: int = 18,
+                       size: int = 128) -> Dict:
     """One autocast step of a detector with three samplers.
 
     Args:
@@ -137,15 +144,22 @@ def amp_gradient_check(name: str, device: str, dtype: torch.dtype,
                 set_sampler(cfg, sampler)
             torch.manual_seed(0)
             model = MODELS.build(cfg).to(device).train()
-            packed = demo_mm_inputs(2, (3, size, size), num_items=[3, 2],
-                                    num_classes=80,
-                                    with_mask='mask' in name)
+            packed = demo_mm_inputs(
+                2, (3, size, size),
+                num_items=[3, 2],
+                num_classes=80,
+                with_mask='mask' in name)
             data = model.data_preprocessor(packed, True)
             trained[arm] = sorted(roi_head_grads(model, data, dtype))
     expected = set(trained['baseline'])
-    missing = {arm: sorted(expected - set(trained[arm]))
-               for arm in ('mmohem', 'mmdet')}
-    return dict(config=name, dtype=str(dtype).replace('torch.', ''),
-                trained=len(expected), mmohem_missing=missing['mmohem'],
-                mmdet_missing=missing['mmdet'],
-                ok=bool(expected) and not missing['mmohem'])
+    missing = {
+        arm: sorted(expected - set(trained[arm]))
+        for arm in ('mmohem', 'mmdet')
+    }
+    return dict(
+        config=name,
+        dtype=str(dtype).replace('torch.', ''),
+        trained=len(expected),
+        mmohem_missing=missing['mmohem'],
+        mmdet_missing=missing['mmdet'],
+        ok=bool(expected) and not missing['mmohem'])

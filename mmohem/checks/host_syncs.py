@@ -86,8 +86,10 @@ def count_host_syncs(step: Callable[[], Any], device: str) -> Dict:
                 step()
             finally:
                 torch.cuda.set_sync_debug_mode('default')
-        calls = [str(w.message).splitlines()[0] for w in caught
-                 if 'synchroniz' in str(w.message)]
+        calls = [
+            str(w.message).splitlines()[0] for w in caught
+            if 'synchroniz' in str(w.message)
+        ]
         return dict(count=len(calls), calls=calls)
     with _HostReads() as reads:
         step()
@@ -114,13 +116,16 @@ def miner_host_syncs(device: str) -> Dict[str, Dict]:
     steps = {}
     for name, (images, cands, num) in {
             'RoI image (1x2000, keep 512)': (1, 2000, 512),
-            'SSD batch (8x8732, keep 64)': (8, 8732, 64)}.items():
+            'SSD batch (8x8732, keep 64)': (8, 8732, 64)
+    }.items():
         case = random_candidates(images, cands, device, seed=0)
         steps[name] = (lambda case=case, num=num: mine_hard_examples(
-            case['losses'], case['valid'], case['is_pos'], case['boxes'],
-            num, 0.7, case['labels']))
+            case['losses'], case['valid'], case['is_pos'], case['boxes'], num,
+            0.7, case['labels']))
     logits, labels = random_pixels((8, 19, 128, 256), device, seed=0)
     steps['pixels (8x19x128x256)'] = lambda: hard_pixel_mask(
         logits, labels, thresh=0.7, min_kept=8 * 10000)
-    return {name: count_host_syncs(step, device)
-            for name, step in steps.items()}
+    return {
+        name: count_host_syncs(step, device)
+        for name, step in steps.items()
+    }

@@ -8,7 +8,8 @@ from mmohem.mining import NMS_CHUNK, loss_nms
 from .agreement import random_candidates
 
 
-def nms_memory(sizes: Sequence[int], device: str,
+def nms_memory(sizes: Sequence[int],
+               device: str,
                images: int = 8) -> List[Dict]:
     """Peak memory and time of :func:`loss_nms` over ``size`` boxes.
 
@@ -43,7 +44,11 @@ def nms_memory(sizes: Sequence[int], device: str,
             peak = None
             if device == 'cuda':
                 peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-            rows.append(dict(boxes=size, mode=mode, peak_mib=peak,
-                             ms=1000 * elapsed,
-                             survivors=int(survive.sum())))
+            rows.append(
+                dict(
+                    boxes=size,
+                    mode=mode,
+                    peak_mib=peak,
+                    ms=1000 * elapsed,
+                    survivors=int(survive.sum())))
     return rows

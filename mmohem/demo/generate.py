@@ -75,8 +75,11 @@ def generate_dataset(root: str, spec: DatasetSpec = DatasetSpec()) -> dict:
         dict: The content of ``meta.json``.
     """
     stats = {split: _write_split(root, split, spec) for split in SPLITS}
-    meta = dict(version=GENERATOR_VERSION, classes=list(CLASSES),
-                spec=spec.to_dict(), stats=stats)
+    meta = dict(
+        version=GENERATOR_VERSION,
+        classes=list(CLASSES),
+        spec=spec.to_dict(),
+        stats=stats)
     _dump_json(meta, osp.join(root, 'meta.json'), indent=2)
     return meta
 
@@ -138,16 +141,24 @@ def _write_split(root: str, split: str, spec: DatasetSpec) -> dict:
         name = f'{index:06d}.png'
         cv2.imwrite(osp.join(root, split, 'images', name), scene.image)
         cv2.imwrite(osp.join(root, split, 'labels', name), scene.label_map)
-        images.append(dict(id=index + 1, file_name=name,
-                           width=spec.scene.size, height=spec.scene.size))
+        images.append(
+            dict(
+                id=index + 1,
+                file_name=name,
+                width=spec.scene.size,
+                height=spec.scene.size))
         annotations += _annotations(scene, index + 1, len(annotations) + 1)
         distractors += scene.num_distractors
     coco = dict(
-        info=dict(description='mmohem demo scenes', version=str(
-            GENERATOR_VERSION)),
-        licenses=[], images=images, annotations=annotations,
-        categories=[dict(id=i + 1, name=name, supercategory='shape')
-                    for i, name in enumerate(CLASSES)])
+        info=dict(
+            description='mmohem demo scenes', version=str(GENERATOR_VERSION)),
+        licenses=[],
+        images=images,
+        annotations=annotations,
+        categories=[
+            dict(id=i + 1, name=name, supercategory='shape')
+            for i, name in enumerate(CLASSES)
+        ])
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     _dump_json(coco, osp.join(root, 'annotations', f'{split}.json'))
     return _split_stats(annotations, len(images), distractors)
@@ -160,10 +171,15 @@ def _annotations(scene: Scene, image_id: int, first_id: int) -> List[dict]:
         ys, xs = np.nonzero(obj.mask)
         x0, y0 = int(xs.min()), int(ys.min())
         box = [x0, y0, int(xs.max()) + 1 - x0, int(ys.max()) + 1 - y0]
-        anns.append(dict(
-            id=first_id + offset, image_id=image_id, category_id=obj.label,
-            bbox=[float(v) for v in box], area=float(len(xs)), iscrowd=0,
-            segmentation=mask_to_rle(obj.mask)))
+        anns.append(
+            dict(
+                id=first_id + offset,
+                image_id=image_id,
+                category_id=obj.label,
+                bbox=[float(v) for v in box],
+                area=float(len(xs)),
+                iscrowd=0,
+                segmentation=mask_to_rle(obj.mask)))
     return anns
 
 
@@ -173,9 +189,11 @@ def _split_stats(annotations: List[dict], num_images: int,
     for ann in annotations:
         per_class[CLASSES[ann['category_id'] - 1]] += 1
     small = sum(ann['area'] < COCO_SMALL_AREA for ann in annotations)
-    return dict(images=num_images, instances=per_class,
-                distractors=distractors,
-                small_fraction=round(small / max(len(annotations), 1), 4))
+    return dict(
+        images=num_images,
+        instances=per_class,
+        distractors=distractors,
+        small_fraction=round(small / max(len(annotations), 1), 4))
 
 
 def _dump_json(obj: dict, path: str, indent: Optional[int] = None) -> None:
@@ -187,23 +205,29 @@ def _dump_json(obj: dict, path: str, indent: Optional[int] = None) -> None:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', default=DEFAULT_ROOT,
-                        help='output directory (default: %(default)s)')
+    parser.add_argument(
+        '--out',
+        default=DEFAULT_ROOT,
+        help='output directory (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=DatasetSpec.seed)
-    parser.add_argument('--num-train', type=int,
-                        default=DatasetSpec.num_train)
+    parser.add_argument('--num-train', type=int, default=DatasetSpec.num_train)
     parser.add_argument('--num-val', type=int, default=DatasetSpec.num_val)
-    parser.add_argument('--size', type=int, default=SceneSpec.size,
-                        help='image side in pixels')
+    parser.add_argument(
+        '--size',
+        type=int,
+        default=SceneSpec.size,
+        help='image side in pixels')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Generate the dataset from the command line and print its counts."""
     args = parse_args(argv)
-    spec = DatasetSpec(seed=args.seed, num_train=args.num_train,
-                       num_val=args.num_val,
-                       scene=SceneSpec(size=args.size))
+    spec = DatasetSpec(
+        seed=args.seed,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        scene=SceneSpec(size=args.size))
     start = time.perf_counter()
     meta = generate_dataset(args.out, spec)
     print(f'wrote {args.out} in {time.perf_counter() - start:.1f} s: '

@@ -104,8 +104,10 @@ def render_scene(rng: np.random.Generator, spec: SceneSpec) -> Scene:
         labels.append(CLASSES.index(kind) + 1 if kind in CLASSES else 0)
         areas.append(int(np.count_nonzero(alpha >= 0.5)))
         distractors += kind in DISTRACTORS
-    objects = [SceneObject(label, owner == idx)
-               for idx, label in enumerate(labels) if label > 0]
+    objects = [
+        SceneObject(label, owner == idx) for idx, label in enumerate(labels)
+        if label > 0
+    ]
     label_map = np.zeros(shape, np.uint8)
     for obj in objects:
         label_map[obj.mask] = obj.label
@@ -156,9 +158,8 @@ def _place(rng: np.random.Generator, spec: SceneSpec, kind: str,
     return None
 
 
-def _keeps_visible(covered: np.ndarray, owner: np.ndarray,
-                   labels: List[int], areas: List[int],
-                   spec: SceneSpec) -> bool:
+def _keeps_visible(covered: np.ndarray, owner: np.ndarray, labels: List[int],
+                   areas: List[int], spec: SceneSpec) -> bool:
     """Whether drawing over ``covered`` leaves every labelled item seen."""
     for idx, (label, area) in enumerate(zip(labels, areas)):
         if label == 0:

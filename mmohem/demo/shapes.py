@@ -85,17 +85,17 @@ def coverage(polygons: List[Polygon], shape: Tuple[int, int]) -> np.ndarray:
         the item covers (drawn at 4x resolution, then area-averaged).
     """
     height, width = shape
-    canvas = np.zeros((height * _SUPERSAMPLE, width * _SUPERSAMPLE),
-                      np.uint8)
+    canvas = np.zeros((height * _SUPERSAMPLE, width * _SUPERSAMPLE), np.uint8)
     for pts, fill in polygons:
         scaled = np.round(pts * _SUPERSAMPLE).astype(np.int32)
         cv2.fillPoly(canvas, [scaled], int(fill))
-    return cv2.resize(canvas.astype(np.float32), (width, height),
-                      interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        canvas.astype(np.float32), (width, height),
+        interpolation=cv2.INTER_AREA)
 
 
-def texture(family: str, rng: np.random.Generator,
-            center: Tuple[float, float], shape: Tuple[int, int]) -> np.ndarray:
+def texture(family: str, rng: np.random.Generator, center: Tuple[float, float],
+            shape: Tuple[int, int]) -> np.ndarray:
     """A texture field in [0, 1] over the whole image, centred on an item.
 
     Args:

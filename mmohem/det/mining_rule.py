@@ -49,14 +49,25 @@ class BoxMiningRule:
                  pos_fraction: Optional[float] = None,
                  neg_pos_ub: float = -1) -> None:
         check_range(owner, 'num', num, low=1, integer=True)
-        check_range(owner, 'num_per_pos', num_per_pos, 0, low_open=True,
-                    allow_none=True)
-        check_range(owner, 'nms_thr', nms_thr, 0, 1, low_open=True,
-                    allow_none=True)
+        check_range(
+            owner,
+            'num_per_pos',
+            num_per_pos,
+            0,
+            low_open=True,
+            allow_none=True)
+        check_range(
+            owner, 'nms_thr', nms_thr, 0, 1, low_open=True, allow_none=True)
         check_choice(owner, 'nms_per_label', nms_per_label, (True, False))
         check_choice(owner, 'loss', loss, LOSS_CHOICES)
-        check_range(owner, 'pos_fraction', pos_fraction, 0, 1,
-                    low_open=True, allow_none=True)
+        check_range(
+            owner,
+            'pos_fraction',
+            pos_fraction,
+            0,
+            1,
+            low_open=True,
+            allow_none=True)
         check_range(owner, 'neg_pos_ub', neg_pos_ub)
         self.num = int(num)
         self.num_per_pos = num_per_pos
@@ -66,7 +77,8 @@ class BoxMiningRule:
         self.pos_fraction = pos_fraction
         self.neg_pos_ub = neg_pos_ub
 
-    def ranking_losses(self, cls_loss: Tensor,
+    def ranking_losses(self,
+                       cls_loss: Tensor,
                        box_loss: Optional[Tensor] = None) -> Tensor:
         """What ranks the candidates: the detached classification loss,
         plus the box loss with ``loss='cls+bbox'``.
@@ -100,12 +112,12 @@ class BoxMiningRule:
         """
         num = self.num
         if self.num_per_pos is not None:
-            num = (self.num_per_pos * (valid & is_pos).sum(1)).ceil().long(
-            ).clamp(min=self.num)
-        return mine_hard_examples(
-            losses, valid, is_pos, boxes, num, self.nms_thr,
-            labels if self.nms_per_label else None, self.pos_fraction,
-            self.neg_pos_ub)
+            num = (self.num_per_pos *
+                   (valid & is_pos).sum(1)).ceil().long().clamp(min=self.num)
+        return mine_hard_examples(losses, valid, is_pos, boxes, num,
+                                  self.nms_thr,
+                                  labels if self.nms_per_label else None,
+                                  self.pos_fraction, self.neg_pos_ub)
 
     @staticmethod
     def statistics(result: MiningResult, losses: Tensor,

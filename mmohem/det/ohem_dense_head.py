@@ -98,8 +98,9 @@ class OHEMDenseHeadMixin:
             dict[str, list[Tensor]]: ``loss_cls`` and ``loss_bbox``, one
             scalar per image.
         """
-        check_gt_labels(torch.cat([gt.labels for gt in batch_gt_instances]),
-                        self.num_classes)
+        check_gt_labels(
+            torch.cat([gt.labels for gt in batch_gt_instances]),
+            self.num_classes)
         targets = self.dense_targets(cls_scores, bbox_preds,
                                      batch_gt_instances, batch_img_metas,
                                      batch_gt_instances_ignore)
@@ -123,8 +124,10 @@ class OHEMDenseHeadMixin:
         """
         shape = targets.labels.shape
         loss_cls = self.loss_cls(
-            targets.scores.flatten(0, 1).float(), targets.labels.flatten(),
-            targets.label_weights.flatten(), reduction_override='none')
+            targets.scores.flatten(0, 1).float(),
+            targets.labels.flatten(),
+            targets.label_weights.flatten(),
+            reduction_override='none')
         preds = targets.preds
         if self.reg_decoded_bbox:
             preds = get_box_tensor(
@@ -132,24 +135,28 @@ class OHEMDenseHeadMixin:
         loss_bbox = self.loss_bbox(
             preds.flatten(0, 1).float(),
             targets.box_targets.flatten(0, 1).float(),
-            targets.box_weights.flatten(0, 1), reduction_override='none')
+            targets.box_weights.flatten(0, 1),
+            reduction_override='none')
         return _per_anchor(loss_cls, shape), _per_anchor(loss_bbox, shape)
 
-    def dense_targets(self, cls_scores: List[Tensor],
-                      bbox_preds: List[Tensor],
-                      batch_gt_instances: InstanceList,
-                      batch_img_metas: List[dict],
-                      batch_gt_instances_ignore: OptInstanceList
-                      ) -> DenseTargets:
+    def dense_targets(
+            self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
+            batch_gt_instances: InstanceList, batch_img_metas: List[dict],
+            batch_gt_instances_ignore: OptInstanceList) -> DenseTargets:
         """Predictions and targets of all anchors, levels concatenated."""
         num_imgs = len(batch_img_metas)
         anchor_list, valid_flag_list = self.get_anchors(
-            [s.shape[-2:] for s in cls_scores], batch_img_metas,
+            [s.shape[-2:] for s in cls_scores],
+            batch_img_metas,
             device=cls_scores[0].device)
         (labels, label_weights, box_targets, box_weights,
          avg_factor) = self.get_targets(
-             anchor_list, valid_flag_list, batch_gt_instances,
-             batch_img_metas, batch_gt_instances_ignore, unmap_outputs=True)
+             anchor_list,
+             valid_flag_list,
+             batch_gt_instances,
+             batch_img_metas,
+             batch_gt_instances_ignore,
+             unmap_outputs=True)
         box_dim = box_targets[0].size(-1)
         return DenseTargets(
             scores=_levels_to_batch(cls_scores, num_imgs,
@@ -183,17 +190,21 @@ class OHEMDenseHeadMixin:
 def check_dense_head(cls: type) -> None:
     """Raise ``TypeError`` unless ``cls`` computes its loss per anchor as
     ``AnchorHead`` (or ``SSDHead``) does, which the adapter replaces."""
-    own = {name: getattr(cls, name, None)
-           for name in ('loss_by_feat_single', 'get_targets')}
+    own = {
+        name: getattr(cls, name, None)
+        for name in ('loss_by_feat_single', 'get_targets')
+    }
     standard = {
-        'loss_by_feat_single': (AnchorHead.loss_by_feat_single,
-                                MMDetSSDHead.loss_by_feat_single),
+        'loss_by_feat_single':
+        (AnchorHead.loss_by_feat_single, MMDetSSDHead.loss_by_feat_single),
         'get_targets': (AnchorHead.get_targets, ),
     }
-    bases = [b.__name__ for b in cls.__mro__[1:]
-             if b is not OHEMDenseHeadMixin and b.__module__ != 'builtins']
-    if not issubclass(cls, AnchorHead) or any(
-            own[name] not in standard[name] for name in own):
+    bases = [
+        b.__name__ for b in cls.__mro__[1:]
+        if b is not OHEMDenseHeadMixin and b.__module__ != 'builtins'
+    ]
+    if not issubclass(cls, AnchorHead) or any(own[name] not in standard[name]
+                                              for name in own):
         raise TypeError(
             f'OHEM cannot drive {bases[0] if bases else cls.__name__}: it '
             'needs an AnchorHead whose loss is a classification and a box '
@@ -207,9 +218,9 @@ def _levels_to_batch(maps: List[Tensor], num_imgs: int,
                      channels: int) -> Tensor:
     """Per-level maps Tensor[B, K * channels, H, W] as Tensor[B, A,
     channels], anchors in the order of the targets."""
-    return torch.cat([
-        m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels) for m in maps
-    ], 1)
+    return torch.cat(
+        [m.permute(0, 2, 3, 1).reshape(num_imgs, -1, channels) for m in maps],
+        1)
 
 
 def _per_anchor(loss: Tensor, shape: torch.Size) -> Tensor:

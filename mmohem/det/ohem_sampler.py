@@ -17,8 +17,11 @@ from .mining_rule import BoxMiningRule
 
 NMS_BOX_CHOICES = ('candidates', 'predicted')
 # Options that only one kind of head uses: given for the other, an error.
-ROI_ONLY = {'add_gt_as_proposals': True, 'smooth_l1_beta': 1.0,
-            'score_chunk': 1024}
+ROI_ONLY = {
+    'add_gt_as_proposals': True,
+    'smooth_l1_beta': 1.0,
+    'score_chunk': 1024
+}
 DENSE_ONLY = {'nms_boxes': 'candidates'}
 DENSE_HEADS = ("type='mmohem.OHEMRetinaHead' (RetinaHead), "
                "'mmohem.OHEMSSDHead' (SSDHead) or 'mmohem.OHEMAnchorHead' "
@@ -98,9 +101,11 @@ class OHEMSampler(CapturableMiner):
                                   neg_pos_ub)
         self.context = context
         self.dense = getattr(context, 'ohem_dense_head', False)
-        given = dict(nms_boxes=nms_boxes,
-                     add_gt_as_proposals=add_gt_as_proposals,
-                     smooth_l1_beta=smooth_l1_beta, score_chunk=score_chunk)
+        given = dict(
+            nms_boxes=nms_boxes,
+            add_gt_as_proposals=add_gt_as_proposals,
+            smooth_l1_beta=smooth_l1_beta,
+            score_chunk=score_chunk)
         own, other = (DENSE_ONLY, ROI_ONLY) if self.dense else (ROI_ONLY,
                                                                 DENSE_ONLY)
         _reject_other_kind(owner, context, given, other)
@@ -113,15 +118,23 @@ class OHEMSampler(CapturableMiner):
         else:
             check_choice(owner, 'add_gt_as_proposals',
                          options['add_gt_as_proposals'], (True, False))
-            check_range(owner, 'smooth_l1_beta', options['smooth_l1_beta'],
-                        0, low_open=True)
-            check_range(owner, 'score_chunk', options['score_chunk'], low=1,
-                        integer=True)
+            check_range(
+                owner,
+                'smooth_l1_beta',
+                options['smooth_l1_beta'],
+                0,
+                low_open=True)
+            check_range(
+                owner,
+                'score_chunk',
+                options['score_chunk'],
+                low=1,
+                integer=True)
             self.add_gt_as_proposals = options['add_gt_as_proposals']
             self.smooth_l1_beta = options['smooth_l1_beta']
             self.score_chunk = int(options['score_chunk'])
-        self.stats = MiningStats('' if self.stage is None else
-                                 f's{self.stage}.')
+        self.stats = MiningStats('' if self.stage is
+                                 None else f's{self.stage}.')
         if not self.dense:
             self.bbox_head.register_forward_pre_hook(self._publish_stats)
 
@@ -158,9 +171,8 @@ class OHEMSampler(CapturableMiner):
             SamplingResult: The kept positives and negatives.
         """
         if self.dense:
-            raise TypeError(
-                f'{type(self.context).__name__} mines through '
-                'OHEMSampler.mine(); sample() serves RoI heads.')
+            raise TypeError(f'{type(self.context).__name__} mines through '
+                            'OHEMSampler.mine(); sample() serves RoI heads.')
         if feats is None:
             raise ValueError(
                 'mmohem.OHEMSampler.sample needs `feats`, the image features '
@@ -175,12 +187,11 @@ class OHEMSampler(CapturableMiner):
         # Inverted boxes (x2 < x1 or y2 < y1) are scored upright, never kept.
         upright = ((priors[:, 2] >= priors[:, 0]) &
                    (priors[:, 3] >= priors[:, 1]))
-        losses = self._example_losses(
-            feats, _upright(priors), gt_bboxes, assign_result.gt_inds,
-            labels, is_pos)
+        losses = self._example_losses(feats, _upright(priors), gt_bboxes,
+                                      assign_result.gt_inds, labels, is_pos)
         valid = (assign_result.gt_inds >= 0) & upright
-        kept = self.mine(losses[None], valid[None], is_pos[None],
-                         priors[None], labels[None]).kept[0]
+        kept = self.mine(losses[None], valid[None], is_pos[None], priors[None],
+                         labels[None]).kept[0]
         return SamplingResult(
             pos_inds=(kept & is_pos).nonzero().squeeze(1),
             neg_inds=(kept & ~is_pos).nonzero().squeeze(1),
@@ -225,8 +236,7 @@ class OHEMSampler(CapturableMiner):
         if self.add_gt_as_proposals and len(gt_bboxes) > 0:
             priors = cat_boxes([gt_bboxes.to(priors), priors], dim=0)
             assign_result.add_gt_(gt_instances.labels)
-            gt_flags = torch.cat([gt_flags.new_ones(len(gt_bboxes)),
-                                  gt_flags])
+            gt_flags = torch.cat([gt_flags.new_ones(len(gt_bboxes)), gt_flags])
         return priors, gt_flags
 
     def _example_losses(self, feats: List[Tensor], priors: Tensor,
@@ -251,15 +261,13 @@ class OHEMSampler(CapturableMiner):
                 if self.stage is None:
                     out = self.context._bbox_forward(feats, chunk)
                 else:
-                    out = self.context._bbox_forward(self.stage, feats,
-                                                     chunk)
+                    out = self.context._bbox_forward(self.stage, feats, chunk)
                 outs.append((out['cls_score'], out['bbox_pred']))
         cls_scores, bbox_preds = zip(*outs)
-        return dict(cls_score=torch.cat(cls_scores),
-                    bbox_pred=torch.cat(bbox_preds))
+        return dict(
+            cls_score=torch.cat(cls_scores), bbox_pred=torch.cat(bbox_preds))
 
-    def _box_terms(self, bbox_pred: Tensor, priors: Tensor,
-                   matched_gt: Tensor,
+    def _box_terms(self, bbox_pred: Tensor, priors: Tensor, matched_gt: Tensor,
                    labels: Tensor) -> Tuple[Tensor, Tensor]:
         """Regression of each candidate's target class and its target.
 
@@ -345,8 +353,11 @@ def _check_roi_head(context: nn.Module) -> Optional[int]:
 
 def _upright(boxes: Tensor) -> Tensor:
     """``boxes`` (Tensor[N, 4]) with each pair of coordinates ordered."""
-    return torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:]),
-                      torch.maximum(boxes[:, :2], boxes[:, 2:])], dim=1)
+    return torch.cat([
+        torch.minimum(boxes[:, :2], boxes[:, 2:]),
+        torch.maximum(boxes[:, :2], boxes[:, 2:])
+    ],
+                     dim=1)
 
 
 @contextmanager

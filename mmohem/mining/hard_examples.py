@@ -99,8 +99,8 @@ def _group_chunks(group: Tensor, max_boxes: int) -> Iterator[Tensor]:
         yield torch.arange(group.numel(), device=group.device)
         return
     sizes = torch.bincount(group)
-    chunk_of_group = torch.div(sizes.cumsum(0) - sizes, max_boxes,
-                               rounding_mode='floor')
+    chunk_of_group = torch.div(
+        sizes.cumsum(0) - sizes, max_boxes, rounding_mode='floor')
     box_chunk = chunk_of_group[group]
     for chunk in range(int(chunk_of_group[-1]) + 1):
         members = (box_chunk == chunk).nonzero().squeeze(1)
@@ -148,8 +148,8 @@ def select_top_losses(losses: Tensor,
                        neg_pos_ub)
 
 
-def _select_top(losses: Tensor, eligible: Tensor, is_pos: Tensor,
-                num: Tensor, most: int, pos_fraction: Optional[float],
+def _select_top(losses: Tensor, eligible: Tensor, is_pos: Tensor, num: Tensor,
+                most: int, pos_fraction: Optional[float],
                 neg_pos_ub: float) -> Tensor:
     """:func:`select_top_losses` with ``num`` as Tensor[B] and its largest
     value ``most`` known on the host (no device read)."""
@@ -157,16 +157,17 @@ def _select_top(losses: Tensor, eligible: Tensor, is_pos: Tensor,
     if pos_fraction is None:
         return _row_topk_mask(scores, num, most)
     pos_eligible = eligible & is_pos
-    num_pos = torch.minimum(pos_eligible.sum(1),
-                            (num * pos_fraction).floor().long())
-    pos_kept = _row_topk_mask(scores.masked_fill(~is_pos, float('-inf')),
-                              num_pos, int(most * pos_fraction))
+    num_pos = torch.minimum(
+        pos_eligible.sum(1), (num * pos_fraction).floor().long())
+    pos_kept = _row_topk_mask(
+        scores.masked_fill(~is_pos, float('-inf')), num_pos,
+        int(most * pos_fraction))
     num_neg = num - num_pos
     if neg_pos_ub >= 0:
         bound = (neg_pos_ub * num_pos.clamp(min=1)).floor().long()
         num_neg = torch.minimum(num_neg, bound)
-    neg_kept = _row_topk_mask(scores.masked_fill(is_pos, float('-inf')),
-                              num_neg, most)
+    neg_kept = _row_topk_mask(
+        scores.masked_fill(is_pos, float('-inf')), num_neg, most)
     return pos_kept | neg_kept
 
 
@@ -219,8 +220,8 @@ def mine_hard_examples(losses: Tensor,
         top_boxes = boxes.gather(1, top_idx[..., None].expand(-1, -1, 4))
         survive = loss_nms(top_boxes, top_scores, top_valid, nms_thr,
                            top_labels)
-        if _prefix_suffices(survive, is_pos.gather(1, top_idx), top_valid,
-                            num, pos_fraction):
+        if _prefix_suffices(survive, is_pos.gather(1, top_idx), top_valid, num,
+                            pos_fraction):
             examined = torch.zeros_like(valid).scatter_(1, top_idx, top_valid)
             survivors = torch.zeros_like(valid).scatter_(1, top_idx, survive)
             break
@@ -290,8 +291,8 @@ def _budget(num: Union[int, Tensor],
         tuple[Tensor[B], int]: ``num`` as int64 on the device of
         ``losses``, and its maximum.
     """
-    per_image = torch.as_tensor(num, device=losses.device).long().expand(
-        losses.size(0))
+    per_image = torch.as_tensor(
+        num, device=losses.device).long().expand(losses.size(0))
     checks = [] if valid is None else [(valid & ~torch.isfinite(losses)).sum()]
     if torch.is_tensor(num):
         checks.append(per_image.max())

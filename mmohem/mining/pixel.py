@@ -79,8 +79,7 @@ def check_pixel_inputs(logits: Tensor, labels: Tensor, valid: Tensor,
     if finite and not finite[0]:
         check_finite_logits(logits, name)
     if num_bad:
-        check_labels(labels, valid, logits.size(1), ignore_index,
-                     LABELS_NAME)
+        check_labels(labels, valid, logits.size(1), ignore_index, LABELS_NAME)
 
 
 def check_labels(labels: Tensor, valid: Tensor, num_classes: int,
@@ -216,8 +215,8 @@ def top_loss_mask(losses: Tensor, valid: Tensor, num: int) -> Tensor:
     counts = torch.bincount(buckets, minlength=_NUM_BUCKETS + 1)
     at_or_above = counts.flip(0).cumsum(0).flip(0)
     boundary = (at_or_above[1:] >= num).sum()
-    boundary, rest = torch.stack(
-        [boundary, num - at_or_above[boundary + 1]]).tolist()
+    boundary, rest = torch.stack([boundary,
+                                  num - at_or_above[boundary + 1]]).tolist()
     mask = buckets > boundary
     tied = (buckets == boundary).nonzero().squeeze(1)
     chosen = keys[tied].topk(rest, sorted=False).indices

@@ -32,8 +32,8 @@ class CPUAmpOptimWrapper(OptimWrapper):
         super().__init__(optimizer, **kwargs)
         devices = sorted({
             str(p.device)
-            for group in optimizer.param_groups for p in group['params']
-            if p.device.type != 'cpu'
+            for group in optimizer.param_groups
+            for p in group['params'] if p.device.type != 'cpu'
         })
         if devices:
             raise ValueError(

@@ -34,7 +34,7 @@ from mmohem.mining import (CapturableMiner, check_pixel_inputs,
                            hard_pixel_mask, select_hard_pixels, valid_pixels)
 from mmohem.registry import SEG_MODELS, SEG_TASK_UTILS
 from mmohem.utils import (MiningStats, check_choice, check_range,
-                          reject_unknown_options)
+                          reject_unknown_options, signature_options)
 
 NAME = 'mmohem.OhemCrossEntropy'
 DEFAULT_MIN_KEPT = 100000
@@ -63,12 +63,18 @@ class OhemRule:
                  thresh: Optional[float] = 0.7,
                  min_kept: Optional[int] = None,
                  min_kept_ratio: Optional[float] = None) -> None:
-        check_range(owner, 'thresh', thresh, 0, 1, low_open=True,
-                    allow_none=True)
-        check_range(owner, 'min_kept', min_kept, 1, integer=True,
-                    allow_none=True)
-        check_range(owner, 'min_kept_ratio', min_kept_ratio, 0, 1,
-                    low_open=True, allow_none=True)
+        check_range(
+            owner, 'thresh', thresh, 0, 1, low_open=True, allow_none=True)
+        check_range(
+            owner, 'min_kept', min_kept, 1, integer=True, allow_none=True)
+        check_range(
+            owner,
+            'min_kept_ratio',
+            min_kept_ratio,
+            0,
+            1,
+            low_open=True,
+            allow_none=True)
         if min_kept is not None and min_kept_ratio is not None:
             raise ValueError(
                 f'{owner}: give `min_kept` (pixels per image) or '
@@ -119,7 +125,9 @@ class OhemCrossEntropySampler(BasePixelSampler, CapturableMiner):
                  **unknown) -> None:
         super().__init__()
         owner = f'{NAME} (sampler)'
-        reject_unknown_options(owner, unknown, _SAMPLER_OPTIONS)
+        reject_unknown_options(
+            owner, unknown,
+            signature_options(OhemCrossEntropySampler.__init__))
         self.rule = OhemRule(owner, thresh, min_kept, min_kept_ratio)
         _check_context(owner, context)
         self.context = context
@@ -145,8 +153,8 @@ class OhemCrossEntropySampler(BasePixelSampler, CapturableMiner):
             ignore_index=self.context.ignore_index,
             name=f'{NAME} (sampler): seg_logits',
             **self.rule.mining_args(labels.size(0)))
-        record_kept_pixels(keep,
-                           valid_pixels(labels, self.context.ignore_index))
+        record_kept_pixels(keep, valid_pixels(labels,
+                                              self.context.ignore_index))
         if self.ohem_capture is not None:
             self.ohem_capture.store_pixels(keep)
         return keep.to(seg_logit.dtype)
@@ -209,7 +217,8 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
                  **unknown) -> None:
         super().__init__()
         owner = f'{NAME} (loss)'
-        reject_unknown_options(owner, unknown, _LOSS_OPTIONS)
+        reject_unknown_options(
+            owner, unknown, signature_options(OhemCrossEntropyLoss.__init__))
         self.rule = OhemRule(owner, thresh, min_kept, min_kept_ratio)
         check_range(owner, 'loss_weight', loss_weight, 0)
         check_choice(owner, 'avg_non_ignore', avg_non_ignore, (True, False))
@@ -221,7 +230,8 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
         self.ignore_index = _ignore_index(owner, 'ignore_index', ignore_index)
         self._loss_name = loss_name
         self.register_buffer(
-            'class_weight', _class_weight_tensor(owner, class_weight),
+            'class_weight',
+            _class_weight_tensor(owner, class_weight),
             persistent=False)
 
     @property
@@ -262,7 +272,9 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
         check_pixel_inputs(cls_score, label, valid, ignore_index,
                            f'{owner}: seg_logits')
         losses = F.cross_entropy(
-            cls_score.float(), label, reduction='none',
+            cls_score.float(),
+            label,
+            reduction='none',
             ignore_index=-100 if ignore_index is None else ignore_index)
         keep = select_hard_pixels(losses, valid,
                                   **self.rule.mining_args(label.size(0)))
@@ -362,8 +374,8 @@ def _check_loss_name(owner: str, loss_name: str) -> None:
 
 
 def _class_weight_tensor(
-        owner: str, class_weight: Optional[Union[Sequence[float], str]]
-) -> Optional[Tensor]:
+        owner: str, class_weight: Optional[Union[Sequence[float],
+                                                 str]]) -> Optional[Tensor]:
     """Validated class weights as a float32 Tensor[C], or ``None``."""
     if class_weight is None:
         return None
@@ -377,9 +389,3 @@ def _class_weight_tensor(
     for i, value in enumerate(values):
         check_range(owner, f'class_weight[{i}]', value, 0)
     return torch.tensor(values, dtype=torch.float32)
-
-
-_SAMPLER_OPTIONS = ('context', 'thresh', 'min_kept', 'min_kept_ratio')
-_LOSS_OPTIONS = ('thresh', 'min_kept', 'min_kept_ratio', 'class_weight',
-                 'loss_weight', 'avg_non_ignore', 'reduction', 'ignore_index',
-                 'loss_name')

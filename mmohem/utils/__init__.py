@@ -5,7 +5,7 @@ from .options import (check_choice, check_range, reject_unknown_options,
                       signature_options)
 
 __all__ = [
-    'KEY_PREFIX', 'MiningStats', 'check_choice', 'check_range',
-    'load_config', 'markdown_table', 'parse_tool_args',
-    'reject_unknown_options', 'signature_options'
+    'KEY_PREFIX', 'MiningStats', 'check_choice', 'check_range', 'load_config',
+    'markdown_table', 'parse_tool_args', 'reject_unknown_options',
+    'signature_options'
 ]

@@ -35,9 +35,9 @@ def load_config(path: str,
     return cfg
 
 
-def parse_tool_args(parser: argparse.ArgumentParser,
-                    argv: Optional[Sequence[str]] = None
-                    ) -> argparse.Namespace:
+def parse_tool_args(
+        parser: argparse.ArgumentParser,
+        argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Add the options every tool takes, parse, and export ``LOCAL_RANK``.
 
     Adds ``--work-dir``, ``--cfg-options``, ``--launcher`` and

@@ -22,8 +22,8 @@ def markdown_table(header: Sequence[str],
     rule = [marks[a] for a in align] if align else ['---'] * len(header)
 
     def line(cells: Sequence[object]) -> str:
-        return '| ' + ' | '.join(
-            str(c).replace('|', '\\|') for c in cells) + ' |'
+        return '| ' + ' | '.join(str(c).replace('|', '\\|')
+                                 for c in cells) + ' |'
 
     return '\n'.join([line(header), '|' + '|'.join(rule) + '|'] +
                      [line(row) for row in rows])

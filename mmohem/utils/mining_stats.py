@@ -53,7 +53,8 @@ class MiningStats:
             return
         means = (self._sum / self._calls).tolist()
         MessageHub.get_current_instance().update_scalars({
-            f'{KEY_PREFIX}{self.prefix}{name}': value
+            f'{KEY_PREFIX}{self.prefix}{name}':
+            value
             for name, value in zip(self._names, means)
         })
         self._sum, self._calls = None, 0

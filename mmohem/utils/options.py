@@ -29,9 +29,8 @@ def check_range(owner: str,
     kind = 'an integer' if integer else 'a number'
     allowed = _describe_range(kind, low, high, low_open, allow_none)
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if (not is_number or (integer and not float(value).is_integer())
-            or (low is not None and (value < low or
-                                     (low_open and value == low)))
+    if (not is_number or (integer and not float(value).is_integer()) or
+        (low is not None and (value < low or (low_open and value == low)))
             or (high is not None and value > high) or value != value):
         raise ValueError(f'{owner}: `{name}` must be {allowed}, '
                          f'got {value!r}.')
@@ -54,8 +53,8 @@ def reject_unknown_options(owner: str, unknown: Mapping[str, Any],
     hints = []
     for key in unknown:
         close = difflib.get_close_matches(key, list(known), n=1)
-        hints.append(f'`{key}`' + (f' (did you mean `{close[0]}`?)'
-                                   if close else ''))
+        hints.append(f'`{key}`' +
+                     (f' (did you mean `{close[0]}`?)' if close else ''))
     raise TypeError(f'{owner}: unknown option(s) {", ".join(hints)}; '
                     f'allowed options are {", ".join(sorted(known))}.')
 
@@ -72,8 +71,8 @@ def signature_options(func: Callable) -> Tuple[str, ...]:
     """
     return tuple(
         p.name for p in inspect.signature(func).parameters.values()
-        if p.name != 'self'
-        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        if p.name != 'self' and p.kind not in (p.VAR_POSITIONAL,
+                                               p.VAR_KEYWORD))
 
 
 def _describe_range(kind: str, low: Optional[float], high: Optional[float],

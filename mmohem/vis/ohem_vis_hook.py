@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from mmohem.mining import CapturableMiner, MiningCapture
 from mmohem.registry import register_hook
-from mmohem.utils import check_choice, check_range, reject_unknown_options
+from mmohem.utils import (check_choice, check_range, reject_unknown_options,
+                          signature_options)
 
 #: RGB colours: kept positives, kept negatives, kept pixels.
 POS_COLOR = (0, 255, 0)
@@ -23,7 +24,6 @@ KEPT_STYLE = dict(alpha=0.9, line_widths=0.8)
 SUPPRESSED_STYLE = dict(alpha=0.4, line_widths=0.5)
 PIXEL_ALPHA = 0.5
 CHANNEL_ORDERS = ('auto', 'bgr', 'rgb')
-_OPTIONS = ('interval', 'max_boxes', 'channel_order')
 
 
 @register_hook
@@ -79,7 +79,8 @@ class OHEMVisHook(Hook):
                  channel_order: str = 'auto',
                  **unknown) -> None:
         owner = 'mmohem.OHEMVisHook'
-        reject_unknown_options(owner, unknown, _OPTIONS)
+        reject_unknown_options(owner, unknown,
+                               signature_options(OHEMVisHook.__init__))
         check_range(owner, 'interval', interval, low=1, integer=True)
         check_range(owner, 'max_boxes', max_boxes, low=1, integer=True)
         check_choice(owner, 'channel_order', channel_order, CHANNEL_ORDERS)
@@ -127,16 +128,20 @@ class OHEMVisHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         """Disarm the miners and draw what they stored."""
         taken = {name: disarm(miner) for name, miner in self._miners.items()}
-        captures = {name: capture for name, capture in taken.items()
-                    if capture is not None and not capture.empty}
+        captures = {
+            name: capture
+            for name, capture in taken.items()
+            if capture is not None and not capture.empty
+        }
         if not captures:
             return
         image = to_rgb(data_batch['inputs'][0], self._bgr)
         visualizer = Visualizer.get_current_instance()
         for name, capture in captures.items():
-            visualizer.add_image(f'ohem_{name}',
-                                 self.draw(visualizer, image, capture),
-                                 step=runner.iter + 1)
+            visualizer.add_image(
+                f'ohem_{name}',
+                self.draw(visualizer, image, capture),
+                step=runner.iter + 1)
 
     def draw(self, visualizer: Visualizer, image: np.ndarray,
              capture: MiningCapture) -> np.ndarray:
@@ -218,8 +223,8 @@ def auto_channel_order(cfg: Any) -> str:
     """``'rgb'`` when ``cfg.model.data_preprocessor.rgb_to_bgr``, else
     ``'bgr'``."""
     model = cfg.get('model') if cfg is not None else None
-    preprocessor = model.get('data_preprocessor') if isinstance(
-        model, dict) else None
+    preprocessor = model.get('data_preprocessor') if isinstance(model,
+                                                                dict) else None
     rgb = isinstance(preprocessor, dict) and preprocessor.get('rgb_to_bgr')
     return 'rgb' if rgb else 'bgr'
 
@@ -243,8 +248,8 @@ def to_rgb(image: Tensor, bgr: bool) -> np.ndarray:
 
 def grey(image: np.ndarray) -> np.ndarray:
     """uint8 RGB array[H, W, 3] -> its grey levels, still array[H, W, 3]."""
-    return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY),
-                        cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(
+        cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
 
 
 def fit_mask(mask: Tensor, shape: Sequence[int]) -> np.ndarray:

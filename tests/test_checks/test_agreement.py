@@ -10,8 +10,9 @@ def test_agreement_runs_every_case_and_keeps_examples():
 
 def test_nms_memory_reports_both_modes_with_the_same_survivors():
     rows = nms_memory([800, 1600], 'cpu', images=4)
-    assert [(r['boxes'], r['mode']) for r in rows] == [
-        (800, 'chunked'), (800, 'one call'), (1600, 'chunked'),
-        (1600, 'one call')]
+    assert [(r['boxes'], r['mode']) for r in rows] == [(800, 'chunked'),
+                                                       (800, 'one call'),
+                                                       (1600, 'chunked'),
+                                                       (1600, 'one call')]
     assert rows[0]['survivors'] == rows[1]['survivors'] > 0
     assert all(r['peak_mib'] is None and r['ms'] > 0 for r in rows)

@@ -51,28 +51,32 @@ def test_same_seed_gives_byte_identical_files(small_twice):
 
 
 def test_other_seed_gives_other_files(small_twice, tmp_path):
-    generate_dataset(str(tmp_path), DatasetSpec(seed=1, num_train=10,
-                                                num_val=4))
+    generate_dataset(
+        str(tmp_path), DatasetSpec(seed=1, num_train=10, num_val=4))
     for name in ('annotations/train.json', 'train/images/000000.png',
                  'val/labels/000003.png'):
-        assert not filecmp.cmp(osp.join(small_twice[0], name),
-                               osp.join(tmp_path, name), shallow=False)
+        assert not filecmp.cmp(
+            osp.join(small_twice[0], name),
+            osp.join(tmp_path, name),
+            shallow=False)
 
 
 def test_a_scene_does_not_depend_on_the_split_size(small_twice, tmp_path):
-    generate_dataset(str(tmp_path), DatasetSpec(seed=0, num_train=3,
-                                                num_val=1))
+    generate_dataset(
+        str(tmp_path), DatasetSpec(seed=0, num_train=3, num_val=1))
     for name in ('train/images/000002.png', 'val/labels/000000.png'):
-        assert filecmp.cmp(osp.join(small_twice[0], name),
-                           osp.join(tmp_path, name), shallow=False)
+        assert filecmp.cmp(
+            osp.join(small_twice[0], name),
+            osp.join(tmp_path, name),
+            shallow=False)
 
 
 @pytest.mark.parametrize('split', ['train', 'val'])
 def test_annotations_are_valid_coco(medium, split):
     coco = COCO(osp.join(medium, 'annotations', f'{split}.json'))
     assert len(coco.getImgIds()) == MEDIUM.count(split)
-    assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(
-        CLASSES)
+    assert [c['name']
+            for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
     for img in coco.loadImgs(coco.getImgIds()):
         anns = coco.loadAnns(coco.getAnnIds(imgIds=img['id']))
         assert anns, 'every scene has a labelled object'
@@ -83,8 +87,12 @@ def test_annotations_are_valid_coco(medium, split):
             mask = coco.annToMask(ann)
             assert mask.sum() == ann['area'] > 0
             ys, xs = np.nonzero(mask)
-            assert [xs.min(), ys.min(), xs.max() + 1 - xs.min(),
-                    ys.max() + 1 - ys.min()] == [x, y, w, h]
+            assert [
+                xs.min(),
+                ys.min(),
+                xs.max() + 1 - xs.min(),
+                ys.max() + 1 - ys.min()
+            ] == [x, y, w, h]
 
 
 @pytest.mark.parametrize('split', ['train', 'val'])
@@ -94,10 +102,8 @@ def test_label_maps_match_the_annotations(medium, split):
         label = cv2.imread(
             osp.join(medium, split, 'labels', img['file_name']),
             cv2.IMREAD_UNCHANGED)
-        image = cv2.imread(osp.join(medium, split, 'images',
-                                    img['file_name']))
-        assert label.shape == image.shape[:2] == (img['height'],
-                                                  img['width'])
+        image = cv2.imread(osp.join(medium, split, 'images', img['file_name']))
+        assert label.shape == image.shape[:2] == (img['height'], img['width'])
         expected = np.zeros_like(label)
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=img['id'])):
             mask = coco.annToMask(ann).astype(bool)
@@ -114,8 +120,7 @@ def test_every_class_present_and_the_rare_class_rare(medium):
         total = sum(counts.values())
         assert all(counts[name] > 0 for name in CLASSES)
         assert counts['star'] < 0.1 * total
-        assert counts['star'] * 5 < min(counts['ellipse'],
-                                        counts['triangle'])
+        assert counts['star'] * 5 < min(counts['ellipse'], counts['triangle'])
         assert stats[split]['distractors'] > stats[split]['images']
         assert stats[split]['small_fraction'] > 0.5
 
@@ -135,8 +140,8 @@ def test_rle_round_trips_through_pycocotools():
         mask = rng.uniform(size=shape) > 0.6
         mask[0, 0] = True
         rle = mask_to_rle(mask)
-        decoded = mask_utils.decode(
-            mask_utils.frPyObjects(rle, *shape)).astype(bool)
+        decoded = mask_utils.decode(mask_utils.frPyObjects(
+            rle, *shape)).astype(bool)
         np.testing.assert_array_equal(decoded, mask)
     assert mask_to_rle(np.zeros((2, 2), bool))['counts'] == [4]
 

@@ -71,8 +71,8 @@ def _ohem_modules(model):
 def test_config_builds_and_only_swaps_the_sampler(name):
     base_name, swapped = CONFIGS[name]
     cfg = Config.fromfile(osp.join(ROOT, name))
-    assert cfg.custom_imports == dict(imports=['mmohem'],
-                                      allow_failed_imports=False)
+    assert cfg.custom_imports == dict(
+        imports=['mmohem'], allow_failed_imports=False)
     assert cfg.default_scope == 'mmdet'
     base = get_config(f'mmdet::{base_name}')
     assert _without(cfg, swapped) == _without(base, swapped)

@@ -9,10 +9,12 @@ def _case(seed, images=3, cands=200):
     xy = torch.rand(images, cands, 2, generator=gen) * 80
     wh = torch.rand(images, cands, 2, generator=gen) * 30 + 4
     labels = torch.randint(0, 3, (images, cands), generator=gen)
-    return dict(losses=torch.rand(images, cands, generator=gen),
-                valid=torch.rand(images, cands, generator=gen) > 0.1,
-                is_pos=labels < 2, boxes=torch.cat([xy, xy + wh], -1),
-                labels=labels)
+    return dict(
+        losses=torch.rand(images, cands, generator=gen),
+        valid=torch.rand(images, cands, generator=gen) > 0.1,
+        is_pos=labels < 2,
+        boxes=torch.cat([xy, xy + wh], -1),
+        labels=labels)
 
 
 @pytest.mark.parametrize('seed', range(3))
@@ -40,8 +42,8 @@ def test_num_per_pos_follows_the_positives():
     rule = BoxMiningRule('test', num=5, num_per_pos=0.5, nms_thr=None)
     kept = rule.mine(**case).kept
     positives = (case['valid'] & case['is_pos']).sum(1)
-    assert kept.sum(1).tolist() == (positives * 0.5).ceil().long().clamp(
-        min=5).tolist()
+    assert kept.sum(1).tolist() == (positives *
+                                    0.5).ceil().long().clamp(min=5).tolist()
 
 
 def test_ranking_losses_and_statistics():
@@ -55,10 +57,13 @@ def test_ranking_losses_and_statistics():
                        torch.tensor([[True, False]]),
                        torch.tensor([[[0., 0., 4., 4.], [9., 9., 12., 12.]]]),
                        torch.tensor([[0, 1]]))
-    stats = {k: float(v) for k, v in BoxMiningRule.statistics(
-        result, both, torch.tensor([[True, False]])).items()}
-    assert stats == dict(num_pos=1., num_neg=0., nms_suppressed=0.,
-                         loss_kept=4., loss_all=3.)
+    stats = {
+        k: float(v)
+        for k, v in BoxMiningRule.statistics(
+            result, both, torch.tensor([[True, False]])).items()
+    }
+    assert stats == dict(
+        num_pos=1., num_neg=0., nms_suppressed=0., loss_kept=4., loss_all=3.)
 
 
 @pytest.mark.parametrize('option, value, match', [

@@ -24,22 +24,24 @@ def _model(**sampler):
     model_cfg = cfg.model
     model_cfg.backbone.update(depth=18, init_cfg=None)
     model_cfg.neck.in_channels = [64, 128, 256, 512]
-    model_cfg.bbox_head.update(num_classes=5, stacked_convs=1,
-                               feat_channels=64)
+    model_cfg.bbox_head.update(
+        num_classes=5, stacked_convs=1, feat_channels=64)
     model_cfg.train_cfg.sampler.update(sampler)
     torch.manual_seed(0)
     return MODELS.build(model_cfg).train()
 
 
 def _data(model, num_items=(3, 0)):
-    packed = demo_mm_inputs(len(num_items), (3, 128, 128),
-                            num_items=list(num_items), num_classes=5)
+    packed = demo_mm_inputs(
+        len(num_items), (3, 128, 128),
+        num_items=list(num_items),
+        num_classes=5)
     return model.data_preprocessor(packed, True)
 
 
 def _head_inputs(model, data):
-    cls_scores, bbox_preds = model.bbox_head(model.extract_feat(
-        data['inputs']))
+    cls_scores, bbox_preds = model.bbox_head(
+        model.extract_feat(data['inputs']))
     gts = [s.gt_instances for s in data['data_samples']]
     metas = [s.metainfo for s in data['data_samples']]
     return cls_scores, bbox_preds, gts, metas
@@ -51,11 +53,14 @@ def test_sigmoid_per_anchor_loss_is_the_heads_own_loss():
     scores = torch.tensor([[[0.5, -1.0, 2.0], [-0.3, 0.2, 0.1]]])
     labels = torch.tensor([[1, 3]])  # 3 = background
     targets = DenseTargets(
-        scores=scores, preds=torch.tensor([[[.1, .2, -.1, 0.], [0.] * 4]]),
-        anchors=torch.zeros(1, 2, 4), labels=labels,
+        scores=scores,
+        preds=torch.tensor([[[.1, .2, -.1, 0.], [0.] * 4]]),
+        anchors=torch.zeros(1, 2, 4),
+        labels=labels,
         label_weights=torch.ones(1, 2),
         box_targets=torch.tensor([[[.3, .2, .1, .1], [0.] * 4]]),
-        box_weights=torch.tensor([[[1.] * 4, [0.] * 4]]), avg_factor=1.)
+        box_weights=torch.tensor([[[1.] * 4, [0.] * 4]]),
+        avg_factor=1.)
     head.num_classes = head.cls_out_channels = 3
     loss_cls, loss_bbox = head.anchor_losses(targets)
     onehot = torch.tensor([[[0., 1., 0.], [0., 0., 0.]]])
@@ -105,8 +110,10 @@ def test_training_step_mines_and_logs(monkeypatch):
 
 
 def test_dense_heads_reject_roi_options():
-    with pytest.raises(TypeError, match=r'`smooth_l1_beta` is not used for '
-                       r'OHEMRetinaHead \(a dense head\)'):
+    with pytest.raises(
+            TypeError,
+            match=r'`smooth_l1_beta` is not used for '
+            r'OHEMRetinaHead \(a dense head\)'):
         _model(smooth_l1_beta=1.0)
 
 

@@ -36,8 +36,10 @@ class _MiningSpy:
 
 def _train_step(model, num_items=(3, 0), num_classes=80, with_mask=False):
     packed = demo_mm_inputs(
-        len(num_items), (3, 128, 128), num_items=list(num_items),
-        num_classes=num_classes, with_mask=with_mask)
+        len(num_items), (3, 128, 128),
+        num_items=list(num_items),
+        num_classes=num_classes,
+        with_mask=with_mask)
     data = model.data_preprocessor(packed, True)
     losses = model(**data, mode='loss')
     loss, _ = model.parse_losses(losses)
@@ -65,8 +67,9 @@ def _check_selection(spy, reference_mining, num):
         assert num_arg == num
         expected = reference_mining(losses, valid, is_pos, boxes, labels, num,
                                     nms_thr)
-        assert _signature(result.kept, losses, boxes, labels) == _signature(
-            expected, losses, boxes, labels)
+        assert _signature(result.kept, losses, boxes,
+                          labels) == _signature(expected, losses, boxes,
+                                                labels)
         assert result.kept.sum() <= num
 
 
@@ -78,8 +81,7 @@ def _check_selection(spy, reference_mining, num):
     'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
 ])
 def test_training_step_mines_what_the_rule_says(config, detector_cfg,
-                                                monkeypatch,
-                                                reference_mining):
+                                                monkeypatch, reference_mining):
     cfg = detector_cfg(config)
     set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
@@ -104,14 +106,17 @@ def test_torchvision_roi_align_kernel_mines_the_same(detector_cfg,
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     set_sampler(cfg, OHEM)
     model = MODELS.build(cfg)
-    packed = demo_mm_inputs(2, (3, 128, 128), num_items=[3, 1],
-                            num_classes=80)
+    packed = demo_mm_inputs(2, (3, 128, 128), num_items=[3, 1], num_classes=80)
     data = model.data_preprocessor(packed, True)
     tv_calls = []
     tv_roi_align = torchvision.ops.roi_align
 
-    def counted_roi_align(input, boxes, output_size, spatial_scale=1.0,
-                          sampling_ratio=-1, aligned=False):
+    def counted_roi_align(input,
+                          boxes,
+                          output_size,
+                          spatial_scale=1.0,
+                          sampling_ratio=-1,
+                          aligned=False):
         tv_calls.append(1)
         return tv_roi_align(input, boxes, output_size, spatial_scale,
                             sampling_ratio, aligned)
@@ -240,8 +245,10 @@ def test_half_precision_scores(detector_cfg, monkeypatch):
     def half_forward(*args):
         out = real_forward(*args)
         if not torch.is_grad_enabled():
-            out = {k: v.half() if torch.is_tensor(v) else v
-                   for k, v in out.items()}
+            out = {
+                k: v.half() if torch.is_tensor(v) else v
+                for k, v in out.items()
+            }
         return out
 
     monkeypatch.setattr(model.roi_head, '_bbox_forward', half_forward)
@@ -304,8 +311,9 @@ def test_invalid_options_fail_at_build(option, value, match, detector_cfg):
 def test_rpn_use_is_a_clear_error(detector_cfg):
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     cfg.train_cfg.rpn.sampler = dict(OHEM)
-    with pytest.raises(TypeError, match='built for RPNHead, which has no '
-                       'bbox head'):
+    with pytest.raises(
+            TypeError, match='built for RPNHead, which has no '
+            'bbox head'):
         MODELS.build(cfg)
 
 

@@ -27,8 +27,10 @@ def _model(config, **sampler):
 
 
 def _batch(model, size, num_items=(3, 0)):
-    packed = demo_mm_inputs(len(num_items), (3, size, size),
-                            num_items=list(num_items), num_classes=80)
+    packed = demo_mm_inputs(
+        len(num_items), (3, size, size),
+        num_items=list(num_items),
+        num_classes=80)
     return model.data_preprocessor(packed, True)
 
 
@@ -93,8 +95,8 @@ def test_normaliser_is_ssd_positive_count(monkeypatch):
     gts = [s.gt_instances for s in data['data_samples']]
     metas = [s.metainfo for s in data['data_samples']]
     ours = head.loss_by_feat(cls_scores, bbox_preds, gts, metas)
-    upstream = super(OHEMSSDHead, head).loss_by_feat(
-        cls_scores, bbox_preds, gts, metas)
+    upstream = super(OHEMSSDHead, head).loss_by_feat(cls_scores, bbox_preds,
+                                                     gts, metas)
     # every anchor kept: box loss equals SSDHead's (same positives, same
     # normaliser); cls loss is the CE of all anchors over that normaliser
     assert torch.allclose(sum(ours['loss_bbox']), sum(upstream['loss_bbox']))
@@ -104,22 +106,22 @@ def test_normaliser_is_ssd_positive_count(monkeypatch):
     avg_factor = targets.avg_factor
     num_pos = ((labels >= 0) & (labels < head.num_classes)).sum(1)
     assert avg_factor == num_pos.clamp(min=1).sum()
-    ce = F.cross_entropy(scores.flatten(0, 1), labels.flatten(),
-                         reduction='none') * weights.flatten()
-    assert torch.allclose(sum(ours['loss_cls']), ce.sum() / avg_factor,
-                          rtol=1e-4)
+    ce = F.cross_entropy(
+        scores.flatten(0, 1), labels.flatten(),
+        reduction='none') * weights.flatten()
+    assert torch.allclose(
+        sum(ours['loss_cls']), ce.sum() / avg_factor, rtol=1e-4)
 
 
 def test_hand_made_anchors():
-    sampler = OHEMSampler(num=1, num_per_pos=2, nms_thr=0.7,
-                          context=_DenseContext())
+    sampler = OHEMSampler(
+        num=1, num_per_pos=2, nms_thr=0.7, context=_DenseContext())
     anchors = torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 10.5],
                             [0.5, 0., 10., 10.], [40., 40., 50., 50.],
                             [60., 60., 70., 70.]])
     boxes = anchors.expand(2, 5, 4)
     losses = torch.tensor([[5., 4., 3., 2., 1.], [5., 4., 3., 2., 1.]])
-    is_pos = torch.tensor([[True, False, False, False, True],
-                           [False] * 5])
+    is_pos = torch.tensor([[True, False, False, False, True], [False] * 5])
     labels = torch.where(is_pos, 0, 80)
     valid = torch.ones(2, 5, dtype=torch.bool)
     result = sampler.mine(losses, valid, is_pos, boxes, labels)

@@ -18,8 +18,10 @@ def _faster_rcnn(detector_cfg, seed=0):
 
 
 def _inputs(model, num_items=(3, 2)):
-    packed = demo_mm_inputs(len(num_items), (3, 128, 128),
-                            num_items=list(num_items), num_classes=80)
+    packed = demo_mm_inputs(
+        len(num_items), (3, 128, 128),
+        num_items=list(num_items),
+        num_classes=80)
     return model.data_preprocessor(packed, True)
 
 
@@ -52,8 +54,9 @@ def test_class_index_out_of_range_is_named(detector_cfg):
     model = _faster_rcnn(detector_cfg)
     data = _inputs(model)
     data['data_samples'][0].gt_instances.labels[0] = 80
-    with pytest.raises(ValueError, match=r'`gt_instances.labels` must lie '
-                       r'in \[0, 79\]'):
+    with pytest.raises(
+            ValueError, match=r'`gt_instances.labels` must lie '
+            r'in \[0, 79\]'):
         model(**data, mode='loss')
 
 

@@ -15,8 +15,7 @@ def test_box_term_only_for_positives():
     scores = torch.zeros(3, 2)
     labels = torch.tensor([0, 1, 0])
     is_pos = torch.tensor([True, False, True])
-    pred = torch.tensor([[0., 0., 0., 0.], [5., 5., 5., 5.],
-                         [2., 0., 0., 0.]])
+    pred = torch.tensor([[0., 0., 0., 0.], [5., 5., 5., 5.], [2., 0., 0., 0.]])
     target = torch.zeros(3, 4)
     loss = example_losses(scores, labels, pred, target, is_pos, beta=1.0)
     ce = torch.log(torch.tensor(2.))
@@ -34,5 +33,5 @@ def test_dense_leading_dims():
     labels = torch.randint(0, 3, (2, 7))
     loss = example_losses(scores, labels)
     assert loss.shape == (2, 7)
-    assert torch.allclose(loss[1], F.cross_entropy(scores[1], labels[1],
-                                                   reduction='none'))
+    assert torch.allclose(
+        loss[1], F.cross_entropy(scores[1], labels[1], reduction='none'))

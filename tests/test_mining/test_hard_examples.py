@@ -40,8 +40,8 @@ def test_per_label_nms_keeps_overlaps_of_different_labels():
     losses = torch.tensor([[1.0, 2.0]])
     valid = torch.ones(1, 2, dtype=torch.bool)
     labels = torch.tensor([[0, 1]])
-    per_label = mine_hard_examples(losses, valid, ~valid, boxes, 2,
-                                   labels=labels).kept
+    per_label = mine_hard_examples(
+        losses, valid, ~valid, boxes, 2, labels=labels).kept
     agnostic = mine_hard_examples(losses, valid, ~valid, boxes, 2).kept
     assert per_label.tolist() == [[True, True]]
     assert agnostic.tolist() == [[False, True]]
@@ -49,8 +49,8 @@ def test_per_label_nms_keeps_overlaps_of_different_labels():
 
 def test_num_caps_each_image():
     losses, valid, is_pos, boxes, labels = _random_case(3, 200, seed=0)
-    kept = mine_hard_examples(losses, valid, is_pos, boxes, num=7,
-                              nms_thr=None).kept
+    kept = mine_hard_examples(
+        losses, valid, is_pos, boxes, num=7, nms_thr=None).kept
     assert kept.sum(1).tolist() == [7, 7, 7]
 
 
@@ -76,22 +76,27 @@ def test_empty_input_keeps_nothing(num_cands):
 def test_agrees_with_plain_reference(seed, per_label, thr, reference_mining):
     losses, valid, is_pos, boxes, labels = _random_case(3, 300, seed)
     labels = labels if per_label else None
-    result = mine_hard_examples(losses, valid, is_pos, boxes, 16, thr,
-                                labels)
+    result = mine_hard_examples(losses, valid, is_pos, boxes, 16, thr, labels)
     expected = reference_mining(losses, valid, is_pos, boxes, labels, 16, thr)
     assert torch.equal(result.kept, expected)
 
 
 @pytest.mark.parametrize('seed', range(3))
 @pytest.mark.parametrize('neg_pos_ub', [-1, 1.5])
-def test_quota_agrees_with_plain_reference(seed, neg_pos_ub,
-                                           reference_mining):
+def test_quota_agrees_with_plain_reference(seed, neg_pos_ub, reference_mining):
     losses, valid, is_pos, boxes, labels = _random_case(2, 300, seed)
-    result = mine_hard_examples(losses, valid, is_pos, boxes, 40, 0.5,
-                                labels, pos_fraction=0.25,
-                                neg_pos_ub=neg_pos_ub)
-    expected = reference_mining(losses, valid, is_pos, boxes, labels, 40,
-                                0.5, 0.25, neg_pos_ub)
+    result = mine_hard_examples(
+        losses,
+        valid,
+        is_pos,
+        boxes,
+        40,
+        0.5,
+        labels,
+        pos_fraction=0.25,
+        neg_pos_ub=neg_pos_ub)
+    expected = reference_mining(losses, valid, is_pos, boxes, labels, 40, 0.5,
+                                0.25, neg_pos_ub)
     assert torch.equal(result.kept, expected)
 
 
@@ -164,6 +169,5 @@ def test_loss_nms_in_bounded_chunks_is_one_call(max_boxes, per_label,
 def test_loss_nms_chunks_agree_with_plain_reference(reference_mining):
     losses, valid, is_pos, boxes, labels = _random_case(3, 80, seed=6)
     survive = loss_nms(boxes, losses, valid, 0.4, labels, max_boxes=10)
-    expected = reference_mining(losses, valid, is_pos, boxes, labels, 80,
-                                0.4)
+    expected = reference_mining(losses, valid, is_pos, boxes, labels, 80, 0.4)
     assert torch.equal(survive, expected)

@@ -39,8 +39,8 @@ def _reference(losses, valid, thresh, num_kept):
 def test_pixel_nll_is_cross_entropy_on_valid_pixels_and_zero_elsewhere():
     logits, labels = _batch()
     valid = valid_pixels(labels, IGNORE)
-    expected = F.cross_entropy(logits, labels, reduction='none',
-                               ignore_index=IGNORE)
+    expected = F.cross_entropy(
+        logits, labels, reduction='none', ignore_index=IGNORE)
     nll = pixel_nll(logits, labels, valid)
     assert nll.shape == labels.shape and nll.dtype == torch.float32
     assert torch.allclose(nll, expected, atol=1e-5)
@@ -61,8 +61,7 @@ def test_valid_pixels_none_ignores_nothing():
     assert not valid_pixels(labels, IGNORE).any()
 
 
-@pytest.mark.parametrize('value', [float('nan'), float('inf'),
-                                   -float('inf')])
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])
 def test_check_finite_logits_names_the_tensor(value):
     logits, _ = _batch()
     logits[1, 2, 3, 4] = value
@@ -77,8 +76,8 @@ def test_check_finite_logits_accepts_finite_and_empty():
 
 @pytest.mark.parametrize('confident', [0.0, 0.5, 0.95])
 @pytest.mark.parametrize('thresh,num_kept', [(0.7, 1), (0.7, 60), (0.7, 300),
-                                             (0.9, 200), (1.0, 10),
-                                             (None, 1), (None, 137)])
+                                             (0.9, 200), (1.0, 10), (None, 1),
+                                             (None, 137)])
 def test_selection_matches_the_plain_rule(confident, thresh, num_kept):
     logits, labels = _batch(confident=confident)
     valid = valid_pixels(labels, IGNORE)
@@ -116,8 +115,9 @@ def test_min_kept_ratio_is_a_share_of_the_valid_pixels():
     losses = pixel_nll(logits, labels, valid)
     keep = select_hard_pixels(losses, valid, 0.7, min_kept_ratio=1 / 16)
     assert int(keep.sum()) == int(valid.sum()) // 16
-    assert torch.equal(
-        keep, _reference(losses, valid, 0.7, int(valid.sum()) // 16))
+    assert torch.equal(keep,
+                       _reference(losses, valid, 0.7,
+                                  int(valid.sum()) // 16))
 
 
 def test_min_kept_is_for_the_batch_not_per_image():
@@ -140,8 +140,8 @@ def test_all_ignored_keeps_nothing():
 def test_hard_pixel_mask_checks_logits_and_selects():
     logits, labels = _batch(confident=0.8)
     valid = valid_pixels(labels, IGNORE)
-    losses = F.cross_entropy(logits, labels, reduction='none',
-                             ignore_index=IGNORE)
+    losses = F.cross_entropy(
+        logits, labels, reduction='none', ignore_index=IGNORE)
     keep = hard_pixel_mask(logits, labels, 0.7, min_kept=40)
     assert torch.equal(keep, _reference(losses, valid, 0.7, 40))
     logits[0, 0, 0, 0] = float('nan')

@@ -13,8 +13,8 @@ from mmohem.optim import CPUAmpOptimWrapper
 
 def _build(scope: str, model: nn.Module) -> OptimWrapper:
     """Build the wrapper as mmengine's Runner does, from a config's dict."""
-    cfg = dict(type='mmohem.CPUAmpOptimWrapper',
-               optimizer=dict(type='SGD', lr=0.1))
+    cfg = dict(
+        type='mmohem.CPUAmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1))
     with DefaultScope.overwrite_default_scope(scope):
         return build_optim_wrapper(model, cfg)
 
@@ -54,6 +54,8 @@ def test_parameters_off_the_cpu_are_refused():
     """A CUDA model would silently train in float32 under a CPU autocast;
     the meta device stands in for CUDA here."""
     model = nn.Linear(4, 3, device='meta')
-    with pytest.raises(ValueError, match=r"autocasts on the CPU only.*on "
-                       r"meta.*type='AmpOptimWrapper'"):
+    with pytest.raises(
+            ValueError,
+            match=r"autocasts on the CPU only.*on "
+            r"meta.*type='AmpOptimWrapper'"):
         _build('mmdet', model)

@@ -42,8 +42,8 @@ def _batch(b=2, c=7, h=24, w=32, confident=0.9, ignore=0.12, seed=0):
 
 
 def _sampler(**kwargs):
-    return TASK_UTILS.build(dict(type=OHEM, **kwargs),
-                            default_args=dict(context=Head()))
+    return TASK_UTILS.build(
+        dict(type=OHEM, **kwargs), default_args=dict(context=Head()))
 
 
 # Registry ------------------------------------------------------------------
@@ -58,17 +58,21 @@ def test_both_flavours_are_registered_under_one_name():
 
 def test_lookup_works_without_a_default_scope():
     with DefaultScope.overwrite_default_scope(None):
-        assert isinstance(MODELS.build(dict(type=OHEM)),
-                          OhemCrossEntropyLoss)
+        assert isinstance(MODELS.build(dict(type=OHEM)), OhemCrossEntropyLoss)
         assert isinstance(
-            TASK_UTILS.build(dict(type=OHEM), default_args=dict(
-                context=Head())), OhemCrossEntropySampler)
+            TASK_UTILS.build(
+                dict(type=OHEM), default_args=dict(context=Head())),
+            OhemCrossEntropySampler)
 
 
 def test_decode_head_builds_the_sampler_with_itself_as_context():
     head = MODELS.build(
-        dict(type='FCNHead', in_channels=8, channels=8, num_classes=7,
-             sampler=dict(type=OHEM, min_kept=10)))
+        dict(
+            type='FCNHead',
+            in_channels=8,
+            channels=8,
+            num_classes=7,
+            sampler=dict(type=OHEM, min_kept=10)))
     assert isinstance(head.sampler, OhemCrossEntropySampler)
     assert head.sampler.context is head
 
@@ -77,10 +81,9 @@ def test_decode_head_builds_the_sampler_with_itself_as_context():
 
 
 @pytest.mark.parametrize('seed', range(3))
-@pytest.mark.parametrize('thresh,min_kept', [(0.7, 2), (0.7, 100),
-                                             (0.7, 500), (0.9, 600),
-                                             (0.5, 20), (None, 100),
-                                             (None, 600)])
+@pytest.mark.parametrize('thresh,min_kept', [(0.7, 2), (0.7, 100), (0.7, 500),
+                                             (0.9, 600), (0.5, 20),
+                                             (None, 100), (None, 600)])
 def test_sampler_keeps_the_pixels_mmseg_keeps(seed, thresh, min_kept):
     logits, labels = _batch(seed=seed)
     ours = _sampler(thresh=thresh, min_kept=min_kept)
@@ -93,8 +96,9 @@ def test_sampler_keeps_the_pixels_mmseg_keeps(seed, thresh, min_kept):
 def test_sampler_uses_the_heads_ignore_index():
     logits, labels = _batch(ignore=0.0)
     labels[:, :4] = 3
-    sampler = TASK_UTILS.build(dict(type=OHEM, thresh=1.0, min_kept=1),
-                               default_args=dict(context=Head(3)))
+    sampler = TASK_UTILS.build(
+        dict(type=OHEM, thresh=1.0, min_kept=1),
+        default_args=dict(context=Head(3)))
     weight = sampler.sample(logits, labels[:, None])
     assert (weight[labels == 3] == 0).all()
     assert (weight[labels != 3] == 1).all()
@@ -118,8 +122,8 @@ def test_sampler_all_ignored_gives_zero_weight_and_head_loss_trains():
     weight = _sampler(min_kept=5).sample(logits, labels[:, None])
     assert not weight.any()
     logits.requires_grad_()
-    loss = CrossEntropyLoss()(logits, labels, weight=weight,
-                              ignore_index=IGNORE)
+    loss = CrossEntropyLoss()(
+        logits, labels, weight=weight, ignore_index=IGNORE)
     loss.backward()
     assert loss.item() == 0 and torch.isfinite(logits.grad).all()
 
@@ -152,8 +156,8 @@ def test_sampler_needs_a_head_as_context():
     with pytest.raises(TypeError, match='context'):
         TASK_UTILS.build(dict(type=OHEM), default_args=dict(context=None))
     with pytest.raises(ValueError, match='context.ignore_index'):
-        TASK_UTILS.build(dict(type=OHEM),
-                         default_args=dict(context=Head('255')))
+        TASK_UTILS.build(
+            dict(type=OHEM), default_args=dict(context=Head('255')))
 
 
 @pytest.mark.parametrize('flavour', ['sampler', 'loss'])
@@ -206,14 +210,19 @@ def test_low_precision_logits_are_mined_in_float32(flavour, dtype):
 def test_loss_equals_mmseg_cross_entropy_when_all_pixels_are_kept(
         avg_non_ignore, ignore):
     logits, labels = _batch(ignore=ignore)
-    ours = MODELS.build(dict(type=OHEM, thresh=1.0, loss_weight=0.4,
-                             avg_non_ignore=avg_non_ignore))
+    ours = MODELS.build(
+        dict(
+            type=OHEM,
+            thresh=1.0,
+            loss_weight=0.4,
+            avg_non_ignore=avg_non_ignore))
     theirs = CrossEntropyLoss(loss_weight=0.4, avg_non_ignore=avg_non_ignore)
     for kwargs in ({}, dict(reduction_override='sum'),
                    dict(reduction_override='none')):
         assert torch.allclose(
             ours(logits, labels, ignore_index=IGNORE, **kwargs),
-            theirs(logits, labels, ignore_index=IGNORE, **kwargs), atol=1e-6)
+            theirs(logits, labels, ignore_index=IGNORE, **kwargs),
+            atol=1e-6)
 
 
 @pytest.mark.parametrize('avg_non_ignore', [True, False])
@@ -222,29 +231,33 @@ def test_loss_class_weight_matches_mmseg_when_all_pixels_are_kept(
     # mmseg's CrossEntropyLoss fails on ignored pixels with class_weight.
     logits, labels = _batch(ignore=0.0)
     class_weight = [0.5, 1.0, 2.0, 0.1, 1.5, 3.0, 0.7]
-    ours = MODELS.build(dict(type=OHEM, min_kept=10**6,
-                             class_weight=class_weight,
-                             avg_non_ignore=avg_non_ignore))
-    theirs = CrossEntropyLoss(class_weight=class_weight,
-                              avg_non_ignore=avg_non_ignore)
-    assert torch.allclose(ours(logits, labels, ignore_index=IGNORE),
-                          theirs(logits, labels, ignore_index=IGNORE))
+    ours = MODELS.build(
+        dict(
+            type=OHEM,
+            min_kept=10**6,
+            class_weight=class_weight,
+            avg_non_ignore=avg_non_ignore))
+    theirs = CrossEntropyLoss(
+        class_weight=class_weight, avg_non_ignore=avg_non_ignore)
+    assert torch.allclose(
+        ours(logits, labels, ignore_index=IGNORE),
+        theirs(logits, labels, ignore_index=IGNORE))
 
 
 def test_loss_class_weight_with_ignored_pixels_is_pytorch_weighted_mean():
     logits, labels = _batch()
     class_weight = torch.rand(7) + 0.1
     ours = OhemCrossEntropyLoss(thresh=1.0, class_weight=class_weight.tolist())
-    expected = F.cross_entropy(logits, labels, weight=class_weight,
-                               ignore_index=IGNORE)
+    expected = F.cross_entropy(
+        logits, labels, weight=class_weight, ignore_index=IGNORE)
     assert torch.allclose(ours(logits, labels), expected)
 
 
 def test_loss_is_the_mean_over_the_kept_pixels():
     logits, labels = _batch(confident=0.9)
     keep = _sampler(thresh=0.7, min_kept=300).sample(logits, labels[:, None])
-    pixel = F.cross_entropy(logits, labels, reduction='none',
-                            ignore_index=IGNORE)
+    pixel = F.cross_entropy(
+        logits, labels, reduction='none', ignore_index=IGNORE)
     loss = OhemCrossEntropyLoss(thresh=0.7, min_kept=300)(logits, labels)
     assert 600 <= keep.sum() < (labels != IGNORE).sum()
     assert torch.allclose(loss, (pixel * keep).sum() / keep.sum())
@@ -255,8 +268,8 @@ def test_loss_without_avg_non_ignore_equals_sampler_plus_mmseg_ce():
     keep = _sampler(thresh=0.7, min_kept=300).sample(logits, labels[:, None])
     expected = CrossEntropyLoss(loss_weight=2.)(
         logits, labels, weight=keep, ignore_index=IGNORE)
-    ours = OhemCrossEntropyLoss(min_kept=300, avg_non_ignore=False,
-                                loss_weight=2.)
+    ours = OhemCrossEntropyLoss(
+        min_kept=300, avg_non_ignore=False, loss_weight=2.)
     assert torch.allclose(ours(logits, labels), expected)
 
 
@@ -277,9 +290,9 @@ def test_loss_call_ignore_index_wins_and_default_is_255():
     expected = F.cross_entropy(logits, labels, ignore_index=0)
     assert torch.allclose(with_zero_ignored, expected)
     labels[:, :5] = IGNORE
-    assert torch.allclose(loss(logits, labels),
-                          F.cross_entropy(logits, labels,
-                                          ignore_index=IGNORE))
+    assert torch.allclose(
+        loss(logits, labels),
+        F.cross_entropy(logits, labels, ignore_index=IGNORE))
 
 
 def test_loss_all_ignored_is_zero_with_grad():
@@ -287,8 +300,9 @@ def test_loss_all_ignored_is_zero_with_grad():
     labels[:] = IGNORE
     logits.requires_grad_()
     for avg_non_ignore in (True, False):
-        loss = OhemCrossEntropyLoss(avg_non_ignore=avg_non_ignore,
-                                    class_weight=[1.] * 7)(logits, labels)
+        loss = OhemCrossEntropyLoss(
+            avg_non_ignore=avg_non_ignore, class_weight=[1.] * 7)(logits,
+                                                                  labels)
         loss.backward()
         assert loss.item() == 0 and loss.requires_grad
         assert torch.equal(logits.grad, torch.zeros_like(logits))
@@ -365,7 +379,7 @@ def test_loss_bad_call_arguments():
 
 
 def test_defaults_and_accepted_edges():
-    loss = OhemCrossEntropyLoss(thresh=None, min_kept_ratio=1.0,
-                                ignore_index=None)
+    loss = OhemCrossEntropyLoss(
+        thresh=None, min_kept_ratio=1.0, ignore_index=None)
     assert loss.rule.min_kept is None and loss.rule.min_kept_ratio == 1.0
     assert _sampler(thresh=1.0, min_kept=1).rule.thresh == 1.0

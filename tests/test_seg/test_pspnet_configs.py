@@ -24,13 +24,16 @@ BASES = {
 OHEM = dict(type='mmohem.OhemCrossEntropy', thresh=0.7)
 # What each config changes in its base, head by head.
 SWAPS = {
-    SAMPLER: dict(decode_head=dict(sampler=dict(OHEM, min_kept=100000))),
-    LOSS: dict(
+    SAMPLER:
+    dict(decode_head=dict(sampler=dict(OHEM, min_kept=100000))),
+    LOSS:
+    dict(
         decode_head=dict(
             loss_decode=dict(OHEM, min_kept=100000, loss_weight=1.0)),
         auxiliary_head=dict(
             loss_decode=dict(OHEM, min_kept=100000, loss_weight=0.4))),
-    ADE: dict(decode_head=dict(sampler=dict(OHEM, min_kept_ratio=1 / 16))),
+    ADE:
+    dict(decode_head=dict(sampler=dict(OHEM, min_kept_ratio=1 / 16))),
 }
 
 
@@ -74,8 +77,8 @@ def _samples(labels):
 @pytest.mark.parametrize('name', sorted(SWAPS))
 def test_config_only_swaps_in_ohem(name):
     cfg = Config.fromfile(osp.join(ROOT, name))
-    assert cfg.custom_imports == dict(imports=['mmohem'],
-                                      allow_failed_imports=False)
+    assert cfg.custom_imports == dict(
+        imports=['mmohem'], allow_failed_imports=False)
     base = get_config(f'mmseg::{BASES[name]}')
     assert cfg.default_scope == base.default_scope == 'mmseg'
     ours = _plain(cfg.to_dict())
@@ -107,8 +110,8 @@ def test_config_builds(name):
 @pytest.mark.parametrize('name', sorted(SWAPS))
 def test_training_step(name, monkeypatch):
     torch.manual_seed(0)
-    model = MODELS.build(
-        _small(Config.fromfile(osp.join(ROOT, name)).model)).train()
+    model = MODELS.build(_small(Config.fromfile(osp.join(
+        ROOT, name)).model)).train()
     mined = []
     if name == LOSS:
         for loss in (model.decode_head.loss_decode,
@@ -139,12 +142,13 @@ def test_training_step(name, monkeypatch):
 
 
 def test_training_step_with_all_ignored_labels():
-    model = MODELS.build(
-        _small(Config.fromfile(osp.join(ROOT, LOSS)).model)).train()
+    model = MODELS.build(_small(Config.fromfile(osp.join(
+        ROOT, LOSS)).model)).train()
     labels = torch.full((2, 64, 64), 255)
     losses = model.loss(torch.randn(2, 3, 64, 64), _samples(labels))
     loss, _ = model.parse_losses(losses)
     loss.backward()
     assert loss.item() == 0
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters()
-               if p.grad is not None)
+    assert all(
+        torch.isfinite(p.grad).all() for p in model.parameters()
+        if p.grad is not None)

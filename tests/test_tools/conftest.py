@@ -19,11 +19,12 @@ def ohem_demo_config() -> Dict[str, str]:
     """Paths of the OHEM demo configs: ``'det'`` (Faster R-CNN), ``'seg'``
     (PSPNet), ``'ssd'`` (SSDlite)."""
     return {
-        'det': osp.join(ROOT,
-                        'configs/demo/faster-rcnn_r18-tiny_fpn_ohem_demo.py'),
-        'seg': osp.join(ROOT, 'configs/demo/pspnet_r18-tiny-d8_ohem_demo.py'),
-        'ssd': osp.join(ROOT,
-                        'configs/demo/ssdlite_mobilenetv2-tiny_ohem_demo.py'),
+        'det':
+        osp.join(ROOT, 'configs/demo/faster-rcnn_r18-tiny_fpn_ohem_demo.py'),
+        'seg':
+        osp.join(ROOT, 'configs/demo/pspnet_r18-tiny-d8_ohem_demo.py'),
+        'ssd':
+        osp.join(ROOT, 'configs/demo/ssdlite_mobilenetv2-tiny_ohem_demo.py'),
     }
 
 
@@ -43,10 +44,12 @@ def demo_options(demo_data) -> Callable[[str, int], List[str]]:
 
     def options(config: str, iters: int) -> List[str]:
         cfg = Config.fromfile(config)
-        values = dict(data_root_options(cfg, demo_data),
-                      **schedule_options(cfg, iters))
-        values.update({'train_dataloader.batch_size': 2,
-                       'default_hooks.logger.interval': 1})
+        values = dict(
+            data_root_options(cfg, demo_data), **schedule_options(cfg, iters))
+        values.update({
+            'train_dataloader.batch_size': 2,
+            'default_hooks.logger.interval': 1
+        })
         return [f'{k}={v}' for k, v in values.items()]
 
     return options

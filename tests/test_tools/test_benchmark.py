@@ -14,7 +14,11 @@ def benchmark(load_tool):
     return load_tool('benchmark')
 
 
-def _fake_work_dir(path, map_value, times, ohem=False, text_log=False,
+def _fake_work_dir(path,
+                   map_value,
+                   times,
+                   ohem=False,
+                   text_log=False,
                    rss=None):
     """An mmengine work dir: one launch with training records every 10
     iterations and one evaluation at iteration 40."""
@@ -22,13 +26,21 @@ def _fake_work_dir(path, map_value, times, ohem=False, text_log=False,
     os.makedirs(osp.join(launch, 'vis_data'))
     records = []
     for i, seconds in enumerate(times, start=1):
-        record = dict(lr=0.01, loss=2.0 / i, time=seconds, data_time=0.01,
-                      iter=10 * i, step=10 * i)
+        record = dict(
+            lr=0.01,
+            loss=2.0 / i,
+            time=seconds,
+            data_time=0.01,
+            iter=10 * i,
+            step=10 * i)
         if ohem:
             record['ohem/num_pos'] = 5.0 + i
         records.append(record)
-    evaluation = {'coco/bbox_mAP': map_value, 'coco/bbox_mAP_50': 0.5,
-                  'step': 10 * len(times)}
+    evaluation = {
+        'coco/bbox_mAP': map_value,
+        'coco/bbox_mAP_50': 0.5,
+        'step': 10 * len(times)
+    }
     if text_log:
         with open(osp.join(launch, '20261125_101500.log'), 'w') as f:
             for r in records:
@@ -50,17 +62,24 @@ def _fake_work_dir(path, map_value, times, ohem=False, text_log=False,
 
 
 def test_work_dirs_mode_builds_the_table(benchmark, tmp_path):
-    base = _fake_work_dir(tmp_path / 'base', 0.300, [9.0, 1.0, 1.2, 1.4],
-                          rss=900.0)
-    ohem = _fake_work_dir(tmp_path / 'ohem', 0.325, [9.0, 1.5, 1.5, 1.8],
-                          ohem=True, text_log=True, rss=1000.0)
+    base = _fake_work_dir(
+        tmp_path / 'base', 0.300, [9.0, 1.0, 1.2, 1.4], rss=900.0)
+    ohem = _fake_work_dir(
+        tmp_path / 'ohem',
+        0.325, [9.0, 1.5, 1.5, 1.8],
+        ohem=True,
+        text_log=True,
+        rss=1000.0)
     out = tmp_path / 'out'
-    code = benchmark.main(['--work-dirs', f'base={base}', f'ohem={ohem}',
-                           'name=R50-FPN', '--out', str(out)])
+    code = benchmark.main([
+        '--work-dirs', f'base={base}', f'ohem={ohem}', 'name=R50-FPN', '--out',
+        str(out)
+    ])
     assert code == 0
     table = (out / 'benchmark.md').read_text()
-    header, rule, row = [line for line in table.splitlines()
-                         if line.startswith('|')][:3]
+    header, rule, row = [
+        line for line in table.splitlines() if line.startswith('|')
+    ][:3]
     assert 'peak RSS MiB' in header
     cells = [c.strip() for c in row.strip('|').split('|')]
     assert cells[:2] == ['detection', 'R50-FPN']
@@ -79,15 +98,15 @@ def test_work_dirs_mode_builds_the_table(benchmark, tmp_path):
 
 def test_work_dirs_mode_reads_the_benchmark_layout(benchmark, tmp_path):
     root = tmp_path / 'runs' / 'frcnn'
-    for seed, (base_map, ohem_map) in enumerate([(0.30, 0.31),
-                                                 (0.32, 0.35)]):
-        _fake_work_dir(root / 'baseline' / f'seed{seed}', base_map,
-                       [1.0, 1.0])
-        _fake_work_dir(root / 'ohem' / f'seed{seed}', ohem_map, [1.0, 1.0],
-                       ohem=True)
+    for seed, (base_map, ohem_map) in enumerate([(0.30, 0.31), (0.32, 0.35)]):
+        _fake_work_dir(root / 'baseline' / f'seed{seed}', base_map, [1.0, 1.0])
+        _fake_work_dir(
+            root / 'ohem' / f'seed{seed}', ohem_map, [1.0, 1.0], ohem=True)
     out = tmp_path / 'out'
-    assert benchmark.main(['--work-dirs', str(tmp_path / 'runs'), '--out',
-                           str(out)]) == 0
+    assert benchmark.main(
+        ['--work-dirs',
+         str(tmp_path / 'runs'), '--out',
+         str(out)]) == 0
     row = json.loads((out / 'benchmark.json').read_text())['rows'][0]
     assert row['baseline']['values'] == pytest.approx([30.0, 32.0])
     assert row['ohem']['values'] == pytest.approx([31.0, 35.0])
@@ -102,15 +121,18 @@ def test_work_dirs_mode_reads_the_benchmark_layout(benchmark, tmp_path):
 
 def test_work_dirs_mode_rejects_a_folder_without_runs(benchmark, tmp_path):
     with pytest.raises(ValueError, match='baseline'):
-        benchmark.main(['--work-dirs', str(tmp_path), '--out',
-                        str(tmp_path / 'out')])
+        benchmark.main(
+            ['--work-dirs',
+             str(tmp_path), '--out',
+             str(tmp_path / 'out')])
 
 
 def test_tiny_demo_run_writes_table_and_json(benchmark, tmp_path):
     out = tmp_path / 'out'
     code = benchmark.main([
         '--demo', '--pairs', 'pspnet', '--iters', '3', '--num-train', '8',
-        '--num-val', '2', '--data-root', str(tmp_path / 'data'), '--out',
+        '--num-val', '2', '--data-root',
+        str(tmp_path / 'data'), '--out',
         str(out), '--cfg-options', 'train_dataloader.batch_size=2',
         'default_hooks.logger.interval=1'
     ])
@@ -132,13 +154,25 @@ def test_tiny_demo_run_writes_table_and_json(benchmark, tmp_path):
 def test_retinanet_pair_runs_on_request_only(benchmark, tmp_path):
     """The focal-loss vs OHEM RetinaNet pair is outside make demo's default
     pairs and trains when named."""
-    assert [p.key for p in benchmark.DEMO_PAIRS if not p.default] == [
-        'retinanet']
+    assert [p.key for p in benchmark.DEMO_PAIRS
+            if not p.default] == ['retinanet']
     out = tmp_path / 'out'
     code = benchmark.main([
-        '--demo', '--pairs', 'retinanet', '--iters', '2', '--num-train', '4',
-        '--num-val', '2', '--data-root', str(tmp_path / 'data'), '--out',
-        str(out), '--cfg-options', 'train_dataloader.batch_size=2',
+        '--demo',
+        '--pairs',
+        'retinanet',
+        '--iters',
+        '2',
+        '--num-train',
+        '4',
+        '--num-val',
+        '2',
+        '--data-root',
+        str(tmp_path / 'data'),
+        '--out',
+        str(out),
+        '--cfg-options',
+        'train_dataloader.batch_size=2',
         'default_hooks.logger.interval=1',
         'model.test_cfg.score_thr=0.0'  # 2 iterations score below 0.05
     ])

@@ -12,8 +12,11 @@ SCRIPT = osp.join(ROOT, 'tools', 'gpu_check.py')
 
 def _run(*args):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2')
-    return subprocess.run([sys.executable, SCRIPT, *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, SCRIPT, *args],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
                           timeout=900)
 
 
@@ -26,7 +29,8 @@ def test_cpu_run_reports_every_section(tmp_path):
     assert [r['config'] for r in report['amp']] == [
         'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
         'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
-        'faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py']
+        'faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py'
+    ]
     for amp in report['amp']:
         assert amp['dtype'] == 'bfloat16' and amp['trained'] > 0
         assert amp['mmohem_missing'] == [] and amp['mmdet_missing']
@@ -34,7 +38,8 @@ def test_cpu_run_reports_every_section(tmp_path):
     assert {r['boxes'] for r in report['nms']} == {2000, 4000}
     assert set(report['syncs']) == {
         'RoI image (1x2000, keep 512)', 'SSD batch (8x8732, keep 64)',
-        'pixels (8x19x128x256)'}
+        'pixels (8x19x128x256)'
+    }
     text = (tmp_path / 'gpu_check.md').read_text()
     for heading in ('## Build', '## RoI-head gradients under autocast',
                     '## Same examples on the CPU and the device',

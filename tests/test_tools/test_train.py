@@ -19,16 +19,22 @@ TASKS = ['det', 'seg']
 
 
 def _run(command, **env):
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
-               **env)
-    return subprocess.run(command, capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, env=env)
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', **env)
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env)
 
 
 def _train(config, work_dir, options, *extra):
-    return _run([sys.executable, osp.join(ROOT, 'tools', 'train.py'),
-                 config, '--work-dir', str(work_dir), *extra,
-                 '--cfg-options', *options])
+    return _run([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
+        str(work_dir), *extra, '--cfg-options', *options
+    ])
 
 
 def _train_iters(log):
@@ -41,8 +47,8 @@ def _logs(work_dir):
 
 
 @pytest.mark.parametrize('task', TASKS)
-def test_resume_continues_to_the_same_iteration_count(
-        task, ohem_demo_config, demo_options, tmp_path):
+def test_resume_continues_to_the_same_iteration_count(task, ohem_demo_config,
+                                                      demo_options, tmp_path):
     config = ohem_demo_config[task]
     options = demo_options(config, 4) + ['default_hooks.checkpoint.interval=2']
     first = _train(config, tmp_path, options + ['train_cfg.max_iters=2'])
@@ -58,9 +64,12 @@ def test_resume_continues_to_the_same_iteration_count(
     checkpoint = tmp_path / 'iter_4.pth'
     assert checkpoint.is_file()
     test_dir = tmp_path / 'test'
-    tested = _run([sys.executable, osp.join(ROOT, 'tools', 'test.py'),
-                   config, str(checkpoint), '--work-dir', str(test_dir),
-                   '--cfg-options', *options])
+    tested = _run([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'test.py'), config,
+        str(checkpoint), '--work-dir',
+        str(test_dir), '--cfg-options', *options
+    ])
     assert tested.returncode == 0, tested.stderr[-3000:]
     (metrics, ) = test_dir.glob('*/*.json')
     assert ('coco/bbox_mAP' if task == 'det' else 'mIoU') in json.loads(
@@ -77,10 +86,13 @@ def _free_port():
 def test_two_process_gloo_training(task, ohem_demo_config, demo_options,
                                    tmp_path):
     config = ohem_demo_config[task]
-    result = _run(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), config,
-                   '2', '--work-dir', str(tmp_path), '--cfg-options',
-                   *demo_options(config, 3)],
-                  PYTHON=sys.executable, PORT=_free_port())
+    result = _run([
+        'bash',
+        osp.join(ROOT, 'tools', 'dist_train.sh'), config, '2', '--work-dir',
+        str(tmp_path), '--cfg-options', *demo_options(config, 3)
+    ],
+                  PYTHON=sys.executable,
+                  PORT=_free_port())
     assert result.returncode == 0, result.stderr[-3000:]
     (log, ) = _logs(tmp_path)  # rank 0 writes the log
     assert 'Distributed training: True' in log
@@ -122,17 +134,18 @@ def _train_records(work_dir):
 
 def _ohem_records(work_dir):
     """The ``ohem/...`` scalars of every logged training iteration."""
-    return [{k: v for k, v in r.items() if k.startswith('ohem/')}
-            for r in _train_records(work_dir)]
+    return [{
+        k: v
+        for k, v in r.items() if k.startswith('ohem/')
+    } for r in _train_records(work_dir)]
 
 
 @pytest.mark.parametrize('task', TASKS)
 def test_fixed_seed_deterministic_runs_mine_the_same(task, ohem_demo_config,
                                                      demo_options, tmp_path):
     config = ohem_demo_config[task]
-    options = demo_options(config, 3) + [
-        'randomness.seed=7', 'randomness.deterministic=True'
-    ]
+    options = demo_options(
+        config, 3) + ['randomness.seed=7', 'randomness.deterministic=True']
     runs = []
     for name in ('a', 'b'):
         result = _train(config, tmp_path / name, options)

@@ -25,9 +25,8 @@ from mmohem.demo.generate import DatasetSpec, ensure_dataset
 from mmohem.mining import MiningCapture, MiningResult
 from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
 from mmohem.vis import OHEMVisHook
-from mmohem.vis.ohem_vis_hook import (NEG_COLOR, POS_COLOR,
-                                      auto_channel_order, find_miners,
-                                      fit_mask, to_rgb)
+from mmohem.vis.ohem_vis_hook import (NEG_COLOR, POS_COLOR, auto_channel_order,
+                                      find_miners, fit_mask, to_rgb)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HOOK = 'mmohem.OHEMVisHook'
@@ -37,7 +36,6 @@ MINERS = {
     'ssd': 'bbox_head.ohem_sampler',
     'pspnet': 'decode_head.sampler',
 }
-
 
 # Lookup and options ---------------------------------------------------------
 
@@ -60,8 +58,11 @@ def test_found_from_a_config_scope_without_custom_imports():
             hook = HOOKS.build(dict(type='mmohem.OHEMVisHook'))
             print(type(hook).__module__)
         '''
-    proc = subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, '-c', textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ['mmohem.vis.ohem_vis_hook'] * 2
 
@@ -87,8 +88,8 @@ def test_defaults():
 
 def test_demo_ohem_configs_enable_the_hook_and_baselines_do_not():
     for pair in DEMO_PAIRS:
-        assert not Config.fromfile(osp.join(ROOT, pair.baseline)).get(
-            'custom_hooks')
+        assert not Config.fromfile(osp.join(ROOT,
+                                            pair.baseline)).get('custom_hooks')
         hooks = Config.fromfile(osp.join(ROOT, pair.ohem)).custom_hooks
         assert [h['type'] for h in hooks] == [HOOK]
 
@@ -112,8 +113,10 @@ def test_find_miners_names_each_miner_once_by_its_path():
     model.add_module('decode_head', Head())
     head = model.decode_head
     miners = find_miners(model)
-    assert list(miners) == ['decode_head.sampler', 'decode_head.stages.0',
-                            'decode_head.loss_decode.0']
+    assert list(miners) == [
+        'decode_head.sampler', 'decode_head.stages.0',
+        'decode_head.loss_decode.0'
+    ]
     assert miners['decode_head.sampler'] is head.sampler
     assert miners['decode_head.stages.0'] is head.stages[0]
     assert miners['decode_head.loss_decode.0'] is head.loss_decode[0]
@@ -121,8 +124,10 @@ def test_find_miners_names_each_miner_once_by_its_path():
 
 def test_a_model_without_miner_fails_at_before_train():
     runner = SimpleNamespace(model=nn.Linear(2, 2), cfg=None)
-    with pytest.raises(ValueError, match='Linear has no OHEM miner.*'
-                       'mmohem.OHEMSampler.*mmohem.OhemCrossEntropy'):
+    with pytest.raises(
+            ValueError,
+            match='Linear has no OHEM miner.*'
+            'mmohem.OHEMSampler.*mmohem.OhemCrossEntropy'):
         OHEMVisHook().before_train(runner)
 
 
@@ -197,7 +202,8 @@ def test_draw_colours_kept_boxes_and_pixels():
     boxes = torch.tensor([[4., 4., 30., 30.], [34., 34., 70., 60.],
                           [10., 40., 20., 50.]])
     capture = MiningCapture(
-        kept=torch.tensor([True, True, False]), boxes=boxes,
+        kept=torch.tensor([True, True, False]),
+        boxes=boxes,
         is_pos=torch.tensor([True, False, False]),
         suppressed=torch.tensor([False, False, True]))
     drawn = OHEMVisHook().draw(visualizer, image, capture)
@@ -230,14 +236,21 @@ def _train(key: str, demo_data: str, work_dir, iters: int,
     default scope as it was."""
     pair = next(p for p in DEMO_PAIRS if p.key == key)
     cfg = Config.fromfile(osp.join(ROOT, pair.ohem))
-    cfg.merge_from_dict(dict(data_root_options(cfg, demo_data),
-                             **schedule_options(cfg, iters)))
-    cfg.merge_from_dict({'train_dataloader.batch_size': 2,
-                         'default_hooks.checkpoint': None})
+    cfg.merge_from_dict(
+        dict(
+            data_root_options(cfg, demo_data), **schedule_options(cfg, iters)))
+    cfg.merge_from_dict({
+        'train_dataloader.batch_size': 2,
+        'default_hooks.checkpoint': None
+    })
     cfg.custom_hooks = hooks
     cfg.visualizer.name = work_dir.name  # a fresh one, saving in work_dir
-    cfg.update(work_dir=str(work_dir), experiment_name=work_dir.name,
-               val_dataloader=None, val_cfg=None, val_evaluator=None)
+    cfg.update(
+        work_dir=str(work_dir),
+        experiment_name=work_dir.name,
+        val_dataloader=None,
+        val_cfg=None,
+        val_evaluator=None)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         runner = Runner.from_cfg(cfg)
         runner.train()
@@ -247,8 +260,8 @@ def _train(key: str, demo_data: str, work_dir, iters: int,
 @pytest.mark.parametrize('key', list(MINERS))
 def test_training_draws_the_first_image_every_interval(key, demo_data,
                                                        tmp_path):
-    runner = _train(key, demo_data, tmp_path, iters=3,
-                    hooks=[dict(type=HOOK, interval=2)])
+    runner = _train(
+        key, demo_data, tmp_path, iters=3, hooks=[dict(type=HOOK, interval=2)])
     pictures = glob.glob(
         str(tmp_path / '*' / 'vis_data' / 'vis_image' / '*.png'))
     assert [osp.basename(p) for p in pictures] == [f'ohem_{MINERS[key]}_2.png']

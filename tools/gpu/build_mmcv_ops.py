@@ -166,8 +166,8 @@ def log(*a) -> None:
 def collect_ext_names(mmcv_pkg):
     """All names requested via load_ext('_ext', [...]) in mmcv's python."""
     names = set()
-    for path in glob.glob(os.path.join(mmcv_pkg, '**', '*.py'),
-                          recursive=True):
+    for path in glob.glob(
+            os.path.join(mmcv_pkg, '**', '*.py'), recursive=True):
         with open(path, encoding='utf-8') as f:
             src = f.read()
         if 'load_ext' not in src:
@@ -201,8 +201,8 @@ def find_cuda_home():
     nvcc = shutil.which('nvcc')
     if nvcc:
         cands.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
-    cands += ['/usr/local/cuda'] + sorted(glob.glob('/usr/local/cuda-*'),
-                                          reverse=True)
+    cands += ['/usr/local/cuda'] + sorted(
+        glob.glob('/usr/local/cuda-*'), reverse=True)
     for c in cands:
         if c and os.path.isfile(os.path.join(c, 'bin', 'nvcc')) and \
                 os.path.isfile(os.path.join(c, 'include', 'cuda_runtime.h')):
@@ -221,8 +221,8 @@ def extra_cuda_includes(cuda_home, bdir):
         return []
     roots = []
     for p in sys.path:
-        roots += sorted(glob.glob(os.path.join(p or '.', 'nvidia', '*',
-                                               'include')))
+        roots += sorted(
+            glob.glob(os.path.join(p or '.', 'nvidia', '*', 'include')))
     shim = os.path.join(bdir, 'cuda_extra_include')
     if os.path.exists(shim):
         shutil.rmtree(shim)
@@ -232,8 +232,9 @@ def extra_cuda_includes(cuda_home, bdir):
         for name in os.listdir(r):
             if name in have or os.path.lexists(os.path.join(shim, name)):
                 continue
-            os.symlink(os.path.join(os.path.abspath(r), name),
-                       os.path.join(shim, name))
+            os.symlink(
+                os.path.join(os.path.abspath(r), name),
+                os.path.join(shim, name))
             n += 1
     if not os.path.lexists(os.path.join(shim, 'cusparse.h')):
         log('WARNING: cusparse.h not found in CUDA_HOME/include nor in '
@@ -266,8 +267,9 @@ def prepare_sources(csrc, src, with_cuda):
             log(f'patch not applicable (text not found) in {rel}: {old!r}')
     sources = [os.path.join(src, f) for f in files]
     if with_cuda:
-        with open(os.path.join(csrc, 'pytorch/cuda/cudabind.cpp'),
-                  encoding='utf-8') as f:
+        with open(
+                os.path.join(csrc, 'pytorch/cuda/cudabind.cpp'),
+                encoding='utf-8') as f:
             cb = f.read()
         parts = [CUDABIND_HEADER]
         for start, end in CUDABIND_BLOCKS:
@@ -308,8 +310,9 @@ def build(args):
     if cuda_home and not os.environ.get('CUDA_HOME'):
         os.environ['CUDA_HOME'] = cuda_home  # before cpp_extension import
 
-    import torch
     from setuptools import setup
+
+    import torch
     from torch.utils import cpp_extension as ce
 
     with_cuda = (not args.cpu_only and torch.version.cuda is not None
@@ -322,20 +325,23 @@ def build(args):
     sources = prepare_sources(csrc, src, with_cuda)
     names = collect_ext_names(os.path.join(sdist, 'mmcv'))
     stub_names = [n for n in names if n not in REAL_OPS]
-    missing = [n for n in ('nms', 'roi_align_forward', 'roi_align_backward')
-               if n not in names]
+    missing = [
+        n for n in ('nms', 'roi_align_forward', 'roi_align_backward')
+        if n not in names
+    ]
     if missing:
         log(f'WARNING: mmcv python does not request {missing}')
     log(f'{len(names)} names requested by mmcv python; '
         f'{len(stub_names)} stubs')
     sources.insert(0, write_pybind(src, stub_names))
 
-    include_dirs = [os.path.join(src, d)
-                    for d in ('pytorch', 'common', 'common/cuda')]
+    include_dirs = [
+        os.path.join(src, d) for d in ('pytorch', 'common', 'common/cuda')
+    ]
     std = args.std
     if std == 'auto':  # what torch's headers demand (ATen.h #error check)
-        aten_h = os.path.join(os.path.dirname(torch.__file__), 'include',
-                              'ATen', 'ATen.h')
+        aten_h = os.path.join(
+            os.path.dirname(torch.__file__), 'include', 'ATen', 'ATen.h')
         with open(aten_h, encoding='utf-8') as f:
             std = 'c++20' if '202002L' in f.read() else 'c++17'
     log(f'-std={std}')
@@ -344,12 +350,20 @@ def build(args):
         include_dirs += extra_cuda_includes(ce.CUDA_HOME, bdir)
     if with_cuda:
         ext = ce.CUDAExtension(
-            '_ext', sources, include_dirs=include_dirs,
+            '_ext',
+            sources,
+            include_dirs=include_dirs,
             define_macros=[('MMCV_WITH_CUDA', None)],
-            extra_compile_args={'cxx': cxx, 'nvcc': [f'-std={std}']})
+            extra_compile_args={
+                'cxx': cxx,
+                'nvcc': [f'-std={std}']
+            })
     else:
-        ext = ce.CppExtension('_ext', sources, include_dirs=include_dirs,
-                              extra_compile_args={'cxx': cxx})
+        ext = ce.CppExtension(
+            '_ext',
+            sources,
+            include_dirs=include_dirs,
+            extra_compile_args={'cxx': cxx})
     if not ce.is_ninja_available():  # pip's ninja may be off PATH (no venv
         extra = [os.path.dirname(sys.executable)]  # activation)
         try:
@@ -364,11 +378,16 @@ def build(args):
             '(pip install ninja for a parallel build)')
     log(f'ninja: {use_ninja}, MAX_JOBS={os.environ.get("MAX_JOBS")}')
     t0 = time.time()
-    setup(name='mmcv_ext_min', ext_modules=[ext],
-          cmdclass={'build_ext': ce.BuildExtension.with_options(
-              use_ninja=use_ninja)},
-          script_args=['build_ext', '--build-lib', out, '--build-temp',
-                       os.path.join(bdir, 'tmp')])
+    setup(
+        name='mmcv_ext_min',
+        ext_modules=[ext],
+        cmdclass={
+            'build_ext': ce.BuildExtension.with_options(use_ninja=use_ninja)
+        },
+        script_args=[
+            'build_ext', '--build-lib', out, '--build-temp',
+            os.path.join(bdir, 'tmp')
+        ])
     so = sorted(glob.glob(os.path.join(out, '_ext*.so')), key=os.path.getmtime)
     if not so:
         sys.exit('build produced no _ext*.so')
@@ -395,8 +414,10 @@ def install_mmcv_py(args):
     cp = os.path.join(bdir, 'mmcv-py')
     if os.path.exists(cp):
         shutil.rmtree(cp)
-    shutil.copytree(sdist, cp, ignore=shutil.ignore_patterns(
-        'csrc', '*.egg-info', 'build', 'tests'))
+    shutil.copytree(
+        sdist,
+        cp,
+        ignore=shutil.ignore_patterns('csrc', '*.egg-info', 'build', 'tests'))
     setup_py = os.path.join(cp, 'setup.py')
     with open(setup_py, encoding='utf-8') as f:
         txt = f.read()
@@ -411,8 +432,10 @@ def install_mmcv_py(args):
     with open(setup_py, 'w', encoding='utf-8') as f:
         f.write(txt)
     env = dict(os.environ, MMCV_WITH_OPS='0')
-    cmd = [sys.executable, '-m', 'pip', 'install', '--no-deps',
-           '--no-build-isolation', '--no-index', cp]
+    cmd = [
+        sys.executable, '-m', 'pip', 'install', '--no-deps',
+        '--no-build-isolation', '--no-index', cp
+    ]
     log('running', ' '.join(cmd))
     subprocess.check_call(cmd, env=env)
 
@@ -432,15 +455,17 @@ def copy_into_mmcv(so):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--sdist', required=True,
-                    help='unpacked mmcv-2.1.0 source directory')
+    ap.add_argument(
+        '--sdist', required=True, help='unpacked mmcv-2.1.0 source directory')
     ap.add_argument('--out', required=True, help='output dir for _ext*.so')
     ap.add_argument('--build-dir', help='default: OUT/build')
     ap.add_argument('--cpu-only', action='store_true')
-    ap.add_argument('--std', default='auto',
-                    help='c++17, c++20 or auto (default: c++20 if '
-                    'torch/include/'
-                    'ATen/ATen.h requires C++20 (torch 2.14), else c++17)')
+    ap.add_argument(
+        '--std',
+        default='auto',
+        help='c++17, c++20 or auto (default: c++20 if '
+        'torch/include/'
+        'ATen/ATen.h requires C++20 (torch 2.14), else c++17)')
     ap.add_argument('--install-mmcv', action='store_true')
     ap.add_argument('--copy-into-mmcv', action='store_true')
     ap.add_argument('--skip-build', action='store_true')
@@ -452,8 +477,8 @@ def main():
         install_mmcv_py(args)
     if args.copy_into_mmcv:
         if so is None:
-            cands = glob.glob(os.path.join(os.path.abspath(args.out),
-                                           '_ext*.so'))
+            cands = glob.glob(
+                os.path.join(os.path.abspath(args.out), '_ext*.so'))
             if not cands:
                 sys.exit('no _ext*.so in --out')
             so = cands[0]

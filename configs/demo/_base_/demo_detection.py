@@ -66,6 +66,6 @@ test_evaluator = val_evaluator
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval={{_base_.max_iters}}))
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=False, interval={{_base_.max_iters}}))
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)

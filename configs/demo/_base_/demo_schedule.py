@@ -10,8 +10,12 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=50),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters,
-         T_max=max_iters, eta_min=1e-5),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(
+        type='CosineAnnealingLR',
+        by_epoch=False,
+        begin=0,
+        end=max_iters,
+        T_max=max_iters,
+        eta_min=1e-5),
 ]

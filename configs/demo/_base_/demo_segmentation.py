@@ -55,6 +55,6 @@ test_evaluator = val_evaluator
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval={{_base_.max_iters}}))
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=False, interval={{_base_.max_iters}}))
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)
