@@ -13,6 +13,8 @@ import subprocess
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
+from mmohem.utils import markdown_table
+
 
 def image_size(size: str) -> Tuple[int, int]:
     """``'512'`` or ``'1333x800'`` (width x height) as ``(height, width)``."""
@@ -28,15 +30,13 @@ def table(results: List[dict], first_header: str, part_header: str) -> str:
         'peak_rss_mb'
     memory_header = 'peak CUDA (MB)' if memory == 'peak_cuda_mb' else \
         'peak RSS (MB)'
-    lines = [
-        f'| {first_header} | s/iter (median) | vs {results[0]["variant"]} '
-        f'| {part_header} ms/iter | {memory_header} |', '|---|---|---|---|---|'
-    ]
-    for r in results:
-        lines.append(f"| {r['variant']} | {r['iter_s']:.3f} | "
-                     f"{r['iter_s'] / base:.3f}x | {r['part_ms']:.1f} | "
-                     f"{r[memory]:.0f} |")
-    return '\n'.join(lines)
+    return markdown_table([
+        first_header, 's/iter (median)', f'vs {results[0]["variant"]}',
+        f'{part_header} ms/iter', memory_header
+    ], [[
+        r['variant'], f"{r['iter_s']:.3f}", f"{r['iter_s'] / base:.3f}x",
+        f"{r['part_ms']:.1f}", f'{r[memory]:.0f}'
+    ] for r in results])
 
 
 def main(

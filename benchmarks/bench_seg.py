@@ -57,6 +57,7 @@ from mmseg.utils import register_all_modules
 
 from mmohem.benchmark.timing import time_case
 from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
+from mmohem.utils import markdown_table
 
 SHAPE = (8, 19, 512, 1024)
 THRESH = 0.7
@@ -230,20 +231,20 @@ def spawn(case: str, regime: str, what: str, args) -> Dict:
 def table(results: List[Dict]) -> str:
     """Markdown table; ratios against each group's baseline and regime."""
     by_key = {(r['case'], r['regime']): r for r in results}
-    lines = [
-        '| case | logits | median ms | x baseline | peak MB | x baseline |',
-        '|---|---|---:|---:|---:|---:|'
-    ]
+    rows = []
     for r in results:
         base = by_key.get((BASELINES[CASES[r['case']][0]], r['regime']))
         time_x = mem_x = '-'
         if base is not None:
             time_x = f"{r['median_ms'] / base['median_ms']:.2f}"
             mem_x = f"{r['peak_mb'] / max(base['peak_mb'], 1e-9):.2f}"
-        lines.append(f"| {CASES[r['case']][1]} | {r['regime']} | "
-                     f"{r['median_ms']:.0f} | {time_x} | "
-                     f"{r['peak_mb']:.0f} | {mem_x} |")
-    return '\n'.join(lines)
+        rows.append([
+            CASES[r['case']][1], r['regime'], f"{r['median_ms']:.0f}", time_x,
+            f"{r['peak_mb']:.0f}", mem_x
+        ])
+    return markdown_table(
+        ['case', 'logits', 'median ms', 'x baseline', 'peak MB', 'x baseline'],
+        rows, 'llrrrr')
 
 
 def main() -> None:

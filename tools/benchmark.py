@@ -57,10 +57,12 @@ from mmohem.benchmark.pairs import (DEMO_PAIRS, Pair, data_root_options,
                                     schedule_options, unregistered_types)
 from mmohem.benchmark.plots import save_figure
 from mmohem.benchmark.runs import Job, Outcome, Reporter, run_jobs
-from mmohem.benchmark.table import (PairRuns, Row, build_rows, markdown_table,
-                                    run_summary)
+from mmohem.benchmark.table import (METRICS, PairRuns, Row, build_rows,
+                                    markdown_table, run_summary)
 from mmohem.benchmark.workdirs import parse_entries
 from mmohem.demo.generate import DEFAULT_ROOT, DatasetSpec, ensure_dataset
+
+METRIC_KEYS = tuple(metric.key for metric in METRICS)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_OUT = osp.join('work_dirs', 'benchmark')
@@ -264,7 +266,7 @@ def _outcome_line(outcome: Outcome) -> str:
                 f'{outcome.wall_s:.0f} s; see {outcome.stdout_log}')
     run = read_work_dir(outcome.job.work_dir)
     metrics = ', '.join(f'{k} {v:g}' for k, v in run.metrics.items()
-                        if k in ('coco/bbox_mAP', 'coco/segm_mAP', 'mIoU'))
+                        if k in METRIC_KEYS)
     speed = run.sec_per_iter()
     return (f'= {label}: {run.iters} iters, '
             f'{speed if speed is None else round(speed, 3)} s/iter, '

@@ -160,6 +160,29 @@ def read_scalars(path: str) -> List[Dict[str, float]]:
     return records
 
 
+def train_progress(text: str) -> Optional[Tuple[int, int, str]]:
+    """Where the last training line of an mmengine text log stands.
+
+    Args:
+        text (str): The log so far.
+
+    Returns:
+        tuple[int, int, str] | None: Iteration, total and ETA (``'?'``
+        when the line has none), or ``None`` before the first training
+        line.
+    """
+    last = None
+    for line in text.splitlines():
+        match = _LOG_LINE.search(line)
+        if match and match['mode'] == 'train':
+            last = match
+    if last is None:
+        return None
+    eta = _ETA.search(last['rest'])
+    return (int(last['iter']), int(last['total']),
+            eta.group(0).split(':', 1)[1].strip() if eta else '?')
+
+
 def parse_log_lines(lines: Iterable[str]) -> List[Dict[str, float]]:
     """Records of an mmengine text log, each tagged ``mode``.
 

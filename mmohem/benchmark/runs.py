@@ -8,19 +8,15 @@ Peak RSS and wall time go to ``mmohem_run.json`` in the job's work dir.
 import json
 import os
 import os.path as osp
-import re
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, TextIO
 
-from .logs import RUN_INFO
+from .logs import RUN_INFO, train_progress
 
 STDOUT_LOG = 'benchmark_stdout.log'
-_PROGRESS = re.compile(
-    r'(?:Iter|Epoch)\(train\)\s*(?:\[\s*\d+\])?\s*\[\s*(\d+)/(\d+)\]'
-    r'.*?eta:\s*(\S+)')
 _STATUS_EVERY_S = 30.0
 _POLL_S = 1.0
 
@@ -102,11 +98,11 @@ class Running:
     def progress(self) -> str:
         """``iter/total, eta`` from the last training log line so far."""
         with open(self._log_path, encoding='utf-8', errors='replace') as f:
-            matches = _PROGRESS.findall(f.read())
+            progress = train_progress(f.read())
         elapsed = time.perf_counter() - self._start
-        if not matches:
+        if progress is None:
             return f'starting ({elapsed:.0f} s)'
-        done, total, eta = matches[-1]
+        done, total, eta = progress
         if done == total:
             return f'{done}/{total}, evaluating'
         return f'{done}/{total}, eta {eta}'

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from statistics import mean, stdev
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from mmohem.utils import markdown_table as write_markdown_table
 from .logs import RunLog
 
 
@@ -154,14 +155,8 @@ def markdown_table(rows: Sequence[Row]) -> str:
         'task', 'model', 'metric', 'baseline', 'OHEM', 'Δ (OHEM − baseline)',
         'verdict', 's/iter (baseline / OHEM)', f'{memory} (baseline / OHEM)'
     ]
-    lines = [
-        '| ' + ' | '.join(header) + ' |',
-        '|' + '|'.join(['---'] * len(header)) + '|'
-    ]
-    for row in rows:
-        mixed = len({r.memory_source for r in rows}) > 1
-        lines.append('| ' + ' | '.join(_cells(row, mixed)) + ' |')
-    return '\n'.join(lines)
+    mixed = len({r.memory_source for r in rows}) > 1
+    return write_markdown_table(header, [_cells(row, mixed) for row in rows])
 
 
 def _cells(row: Row, mixed_memory: bool) -> List[str]:

@@ -183,3 +183,17 @@ def test_retinanet_pair_runs_on_request_only(benchmark, tmp_path):
         'bbox mAP')
     runs = {run['side']: run for run in result['runs']}
     assert runs['baseline']['iters'] == runs['ohem']['iters'] == 2
+
+
+def test_train_progress_reads_the_last_training_line():
+    from mmohem.benchmark.logs import train_progress
+    log = '\n'.join([
+        '2026/11/26 14:37:10 - mmengine - INFO - Iter(train) [ 10/800]  '
+        'lr: 1.0e-03  eta: 0:01:52  time: 0.12  loss: 2.02',
+        '2026/11/26 14:37:12 - mmengine - INFO - Iter(train) [ 20/800]  '
+        'lr: 1.0e-03  eta: 1 day, 0:01:40  time: 0.12  loss: 1.98',
+        '2026/11/26 14:37:13 - mmengine - INFO - Iter(val) [1/1]  '
+        'eta: 0:00:00',
+    ])
+    assert train_progress(log) == (20, 800, '1 day, 0:01:40')
+    assert train_progress('no training yet') is None
