@@ -13,10 +13,8 @@ import argparse
 from typing import Optional, Sequence
 
 from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from mmohem.utils import load_config, parse_tool_args
+from mmohem.utils import build_runner, load_config, parse_tool_args
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -38,8 +36,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Build the runner from the config and test the checkpoint."""
     cfg = build_config(parse_args(argv))
-    runner = (
-        RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg))
+    runner = build_runner(cfg)
     runner.test()
 
 

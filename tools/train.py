@@ -33,10 +33,8 @@ from typing import Optional, Sequence
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from mmohem.utils import load_config, parse_tool_args
+from mmohem.utils import build_runner, load_config, parse_tool_args
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -118,8 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     cfg = build_config(args)
     if args.launcher == 'pytorch' and not torch.cuda.is_available():
         torch_dist.init_process_group(backend='gloo')
-    runner = (
-        RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg))
+    runner = build_runner(cfg)
     runner.train()
 
 

@@ -1,10 +1,13 @@
-"""Command-line plumbing shared by tools/train.py and tools/test.py."""
+"""Command-line plumbing shared by tools/train.py and tools/test.py: the
+config with the tools' overrides, the common options, the runner."""
 import argparse
 import os
 import os.path as osp
 from typing import Optional, Sequence
 
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 
 def load_config(path: str,
@@ -33,6 +36,21 @@ def load_config(path: str,
         cfg.work_dir = osp.join('work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The runner a config asks for: ``runner_type`` from the ``RUNNERS``
+    registry if given, else mmengine's ``Runner``.
+
+    Args:
+        cfg (Config): A full training or testing config.
+
+    Returns:
+        Runner: The runner, built.
+    """
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
 
 
 def parse_tool_args(
