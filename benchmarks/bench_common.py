@@ -13,7 +13,52 @@ import subprocess
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
+from mmohem.benchmark.timing import time_training
 from mmohem.utils import markdown_table
+
+
+def time_detector(model_cfg, args: argparse.Namespace, num_items: int,
+                  timed: Callable[[object], Tuple[object, str]]) -> dict:
+    """Build an mmdet detector (random init) and time its training on a
+    batch of ``args.batch`` demo images with ``num_items`` boxes each.
+
+    Args:
+        model_cfg (ConfigDict): The model config; its backbone's
+            ``init_cfg`` is dropped (no pretrained weights here).
+        args (argparse.Namespace): ``batch``, ``size``, ``device``,
+            ``warmup`` and ``iters`` of the command line.
+        num_items (int): Ground-truth boxes per image.
+        timed (callable): model -> (owner, method name) of the part whose
+            time is reported.
+
+    Returns:
+        dict: :func:`mmohem.benchmark.timing.time_training`'s result.
+    """
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+
+    model_cfg.backbone.init_cfg = None
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    model.to(args.device).train()
+    packed = demo_mm_inputs(
+        args.batch, (3, *image_size(args.size)),
+        num_items=[num_items] * args.batch,
+        num_classes=80)
+    data = model.data_preprocessor(packed, True)
+    owner, method = timed(model)
+    return time_training(model, data, owner, method, args.warmup, args.iters)
+
+
+def mmdet_ready() -> None:
+    """Register mmdet's and mmohem's modules and seed torch, as every
+    detection variant starts."""
+    import torch
+    from mmdet.utils import register_all_modules
+
+    import mmohem  # noqa: F401
+    register_all_modules()
+    torch.manual_seed(0)
 
 
 def image_size(size: str) -> Tuple[int, int]:

@@ -14,9 +14,7 @@ Usage::
 """
 import argparse
 
-from bench_common import image_size, main
-
-from mmohem.benchmark.timing import time_training
+from bench_common import main, mmdet_ready, time_detector
 
 VARIANTS = {
     'RetinaHead (mmdet, focal loss)': None,
@@ -27,33 +25,18 @@ VARIANTS = {
 
 def run_variant(name: str, args: argparse.Namespace) -> dict:
     """Build RetinaNet with one head and time its training."""
-    import torch
-    from mmdet.registry import MODELS
-    from mmdet.testing import demo_mm_inputs
-    from mmdet.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.hub import get_config
 
-    import mmohem  # noqa: F401
-    register_all_modules()
-    torch.manual_seed(0)
+    mmdet_ready()
     if name.startswith('RetinaHead'):
         cfg = get_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py')
     else:
         cfg = Config.fromfile('configs/retinanet/'
                               'retinanet_r50_fpn_ohem_1x_coco.py')
         cfg.model.train_cfg.sampler.nms_thr = VARIANTS[name]
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    model.to(args.device).train()
-    packed = demo_mm_inputs(
-        args.batch, (3, *image_size(args.size)),
-        num_items=[8] * args.batch,
-        num_classes=80)
-    data = model.data_preprocessor(packed, True)
-    return time_training(model, data, model.bbox_head, 'loss_by_feat',
-                         args.warmup, args.iters)
+    return time_detector(cfg.model, args, 8, lambda model:
+                         (model.bbox_head, 'loss_by_feat'))
 
 
 if __name__ == '__main__':

@@ -13,9 +13,7 @@ Usage::
 """
 import argparse
 
-from bench_common import image_size, main
-
-from mmohem.benchmark.timing import time_training
+from bench_common import main, mmdet_ready, time_detector
 
 VARIANTS = {
     'RandomSampler (mmdet)':
@@ -41,30 +39,15 @@ VARIANTS = {
 
 def run_variant(name: str, args: argparse.Namespace) -> dict:
     """Build the detector with one sampler and time its training."""
-    import torch
-    from mmdet.registry import MODELS
-    from mmdet.testing import demo_mm_inputs
-    from mmdet.utils import register_all_modules
     from mmengine.hub import get_config
 
-    import mmohem  # noqa: F401
-    register_all_modules()
-    torch.manual_seed(0)
+    mmdet_ready()
     cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-    cfg.model.backbone.init_cfg = None
     cfg.model.train_cfg.rcnn.sampler = VARIANTS[name]
     roi_layer = cfg.model.roi_head.bbox_roi_extractor.roi_layer
     roi_layer.use_torchvision = args.roi_align == 'torchvision'
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    model.to(args.device).train()
-    packed = demo_mm_inputs(
-        args.batch, (3, *image_size(args.size)),
-        num_items=[8] * args.batch,
-        num_classes=80)
-    data = model.data_preprocessor(packed, True)
-    return time_training(model, data, model.roi_head.bbox_sampler, 'sample',
-                         args.warmup, args.iters)
+    return time_detector(cfg.model, args, 8, lambda model:
+                         (model.roi_head.bbox_sampler, 'sample'))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
