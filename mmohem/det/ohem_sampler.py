@@ -208,15 +208,8 @@ class OHEMSampler(CapturableMiner):
         mining statistics. :meth:`sample` calls it for one image; dense
         heads call it for the whole batch.
 
-        Args:
-            losses (Tensor[B, N]): Per-candidate loss (no grad needed).
-            valid (Tensor[B, N]): Bool mask of candidates that may be kept.
-            is_pos (Tensor[B, N]): Bool mask of positives.
-            boxes (Tensor[B, N, 4]): Boxes compared by the NMS.
-            labels (Tensor[B, N]): Target labels, background included.
-
-        Returns:
-            MiningResult: Kept, examined and suppressed masks.
+        Arguments and result: those of
+        :meth:`~mmohem.det.mining_rule.BoxMiningRule.mine`.
         """
         result = self.rule.mine(losses, valid, is_pos, boxes, labels)
         self.stats.add(**self.rule.statistics(result, losses, is_pos))
