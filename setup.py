@@ -27,9 +27,16 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['mmohem', 'mmohem.*']),
-    # configs/ ships inside the package as mmohem/.mim/configs (mim layout),
-    # so `mim train mmohem ...` and package-relative lookups find them.
-    package_data={'mmohem': ['.mim/configs/**/*.py']},
+    # configs/ and model-index.yml ship inside the package as mmohem/.mim/
+    # (the OpenMMLab layout; in the checkout both are symlinks to the
+    # top-level ones, which the build copies), so that `mim search mmohem`
+    # and package-relative lookups find them once installed.
+    package_data={
+        'mmohem': [
+            '.mim/model-index.yml', '.mim/configs/**/*.py',
+            '.mim/configs/**/*.yml', '.mim/configs/**/*.md'
+        ]
+    },
     python_requires='>=3.8',
     install_requires=[
         'torch>=1.8',

@@ -2,7 +2,7 @@
 
 RetinaNet R50-FPN (random init), batch 2 at 512x512 by default: mmdet's
 RetinaHead with its focal loss (the baseline) vs mmohem's OHEMRetinaHead as
-configs/retinanet/retinanet_r50_fpn_ohem_1x_coco.py trains it (sigmoid
+configs/retinanet/retinanet_r50_fpn_mmohem-ohem_1x_coco.py trains it (sigmoid
 cross-entropy, 128 anchors per image after a loss-based NMS at IoU 0.5),
 and the same without the NMS. The part time is the time spent inside the
 head's ``loss_by_feat`` per iteration (targets, mining and losses; see
@@ -33,7 +33,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
         cfg = get_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py')
     else:
         cfg = Config.fromfile('configs/retinanet/'
-                              'retinanet_r50_fpn_ohem_1x_coco.py')
+                              'retinanet_r50_fpn_mmohem-ohem_1x_coco.py')
         cfg.model.train_cfg.sampler.nms_thr = VARIANTS[name]
     return time_detector(cfg.model, args, 8, lambda model:
                          (model.bbox_head, 'loss_by_feat'))

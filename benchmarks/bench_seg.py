@@ -65,8 +65,9 @@ MIN_KEPT = 100000
 PSP_SHAPE = (2, 3, 256, 512)
 PSP_MIN_KEPT = MIN_KEPT * PSP_SHAPE[2] * PSP_SHAPE[3] // (512 * 1024)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, 'configs', 'pspnet',
-                      'pspnet_r50-d8_ohem_4xb2-40k_cityscapes-512x1024.py')
+CONFIG = os.path.join(
+    ROOT, 'configs', 'pspnet',
+    'pspnet_r50-d8_mmohem-ohem_4xb2-40k_cityscapes-512x1024.py')
 
 CASES = {
     'sampler/mmseg': ('sampler', 'mmseg OHEMPixelSampler'),

@@ -3,9 +3,9 @@
 SSD300 VGG16 (random init, 8732 anchors per image), batch 4 at 300x300 by
 default, on CPU: mmdet's SSDHead (fixed 3:1 hard negative mining) vs
 mmohem's OHEMSSDHead (loss-based NMS over all anchors at IoU 0.7, and with
-NMS off), both keeping what configs/ssd/ssd300_ohem_coco.py keeps. The part
-time is the time spent inside the head's ``loss_by_feat`` per iteration
-(targets, mining and losses; see bench_common.py for the method).
+NMS off), both keeping what configs/ssd/ssd300_mmohem-ohem_coco.py keeps.
+The part time is the time spent inside the head's ``loss_by_feat`` per
+iteration (targets, mining and losses; see bench_common.py for the method).
 
 Usage::
 
@@ -31,7 +31,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     if name.startswith('SSDHead'):
         cfg = get_config('mmdet::ssd/ssd300_coco.py')
     else:
-        cfg = Config.fromfile('configs/ssd/ssd300_ohem_coco.py')
+        cfg = Config.fromfile('configs/ssd/ssd300_mmohem-ohem_coco.py')
         cfg.model.train_cfg.sampler.nms_thr = VARIANTS[name]
     return time_detector(cfg.model, args, 6, lambda model:
                          (model.bbox_head, 'loss_by_feat'))

@@ -3,7 +3,7 @@
 Importing the package registers its classes under the ``mmohem`` scope of
 whichever of mmdet / mmsegmentation is installed.
 """
-from . import optim, vis  # noqa: F401
+from . import evaluation, hooks, optim, vis  # noqa: F401
 from .registry import has_package
 from .version import __version__
 

@@ -61,13 +61,22 @@ def _child(package: str, name: str, locations: List[str]) -> Any:
 
 DET_MODELS = _child('mmdet', 'MODELS', ['mmohem.det'])
 DET_TASK_UTILS = _child('mmdet', 'TASK_UTILS', ['mmohem.det'])
-DET_HOOKS = _child('mmdet', 'HOOKS', ['mmohem.det', 'mmohem.vis'])
+DET_HOOKS = _child('mmdet', 'HOOKS',
+                   ['mmohem.det', 'mmohem.hooks', 'mmohem.vis'])
 SEG_MODELS = _child('mmseg', 'MODELS', ['mmohem.seg'])
 SEG_TASK_UTILS = _child('mmseg', 'TASK_UTILS', ['mmohem.seg'])
-SEG_HOOKS = _child('mmseg', 'HOOKS', ['mmohem.seg', 'mmohem.vis'])
+SEG_HOOKS = _child('mmseg', 'HOOKS',
+                   ['mmohem.seg', 'mmohem.hooks', 'mmohem.vis'])
 
+DET_METRICS = _child('mmdet', 'METRICS', ['mmohem.evaluation'])
+SEG_METRICS = _child('mmseg', 'METRICS', ['mmohem.evaluation'])
 DET_OPTIM_WRAPPERS = _child('mmdet', 'OPTIM_WRAPPERS', ['mmohem.optim'])
 SEG_OPTIM_WRAPPERS = _child('mmseg', 'OPTIM_WRAPPERS', ['mmohem.optim'])
+
+#: Every mmohem registry (a missing package's raise ``ImportError`` on use).
+REGISTRIES = (DET_MODELS, DET_TASK_UTILS, DET_HOOKS, DET_METRICS,
+              DET_OPTIM_WRAPPERS, SEG_MODELS, SEG_TASK_UTILS, SEG_HOOKS,
+              SEG_METRICS, SEG_OPTIM_WRAPPERS)
 
 
 def _register_in_both(cls: Type, det_registry: Any, seg_registry: Any) -> Type:

@@ -1,42 +1,58 @@
-"""Train baseline and OHEM twins, evaluate both, print the comparison table.
+"""Train a baseline and its peer configs, evaluate all, print the comparison.
+
+An experiment is a model and its *arms*: the baseline config first, then
+the configs compared with it (mmdet's or mmseg's own OHEM, mmohem's OHEM,
+...). The table has one row per experiment, metric and arm, with the Δ of
+each arm against the baseline.
 
 Modes (exactly one):
 
 ``--demo``
-    Runs the demo pairs of ``configs/demo/`` on the embedded demo dataset
-    (generated into ``--data-root`` first if missing or stale). Each run is
-    a ``tools/train.py`` subprocess; ``--jobs`` of them run at once with
-    ``--threads`` torch threads each. A pair whose OHEM config names an
-    ``mmohem.X`` type that is not registered yet is skipped, with a line
-    saying so.
+    Runs the demo experiments of ``configs/demo/`` on the embedded demo
+    dataset (generated into ``--data-root`` first if missing or stale).
+    Each run is a ``tools/train.py`` subprocess; ``--jobs`` of them run at
+    once with ``--threads`` torch threads each, all arms of an experiment
+    and seed queued together. ``--experiments`` (alias ``--pairs``) picks
+    experiments. An arm whose config names an ``mmohem.X`` type that is
+    not registered yet is skipped, with a line saying so; so is an
+    experiment left with its baseline alone.
 
 ``--work-dirs ENTRY [ENTRY ...]``
     Builds the same table from finished mmengine work dirs, without
     training (e.g. COCO or Cityscapes runs made on a GPU machine). An
-    ENTRY is either ``base=DIR[,DIR...]`` + ``ohem=DIR[,DIR...]`` (+
-    optional ``name=LABEL``), one work dir per seed, or a ROOT folder
-    laid out as this tool writes its runs::
+    ENTRY is ``arm=NAME:DIR[,DIR...]`` (repeated, one per arm, the first
+    being the baseline; one work dir per seed) with an optional
+    ``name=LABEL``; ``base=DIR[,DIR...]`` and ``ohem=DIR[,DIR...]`` are the
+    arms ``baseline`` (always first) and ``OHEM``. An experiment ends at
+    a second ``name=`` or a repeated arm name. Or an ENTRY is a ROOT
+    folder laid out as this tool writes its runs::
 
         ROOT/<model>/baseline/<run>/  one mmengine work dir per seed
-        ROOT/<model>/ohem/<run>/
+        ROOT/<model>/<arm>/<run>/     any other arms, in sorted order
 
     Each work dir is read from ``<timestamp>/vis_data/scalars.json`` (else
-    ``<timestamp>/<timestamp>.log``): the last evaluation gives the metric,
-    the mean logged ``time`` (first record left out) the seconds per
-    iteration, the largest logged ``memory`` (mmengine's CUDA peak, MiB)
-    the memory; without it, the peak RSS this tool recorded in
-    ``mmohem_run.json``.
+    ``<timestamp>/<timestamp>.log``): the last evaluation gives the
+    metrics, the logged ``candidate_loss`` of the last 100 iterations the
+    loss over all candidates, the mean logged ``time`` (first record left
+    out) the seconds per iteration, the largest logged ``memory``
+    (mmengine's CUDA peak, MiB) the memory; without it, the peak RSS this
+    tool recorded in ``mmohem_run.json``.
 
 Outputs in ``--out``: ``benchmark.md`` (the table), ``benchmark.json``
-(rows, every run's metrics, timing, memory) and ``benchmark.png`` (metric
-bars, loss curves, the OHEM runs' ``ohem/...`` mining statistics). Demo
-runs go to ``--out/runs/<pair>/{baseline,ohem}/seed<k>/`` (replaced on
-each run), a layout ``--work-dirs`` reads back.
+(rows, every run's experiment, arm, metrics, timing, memory) and
+``benchmark.png`` (metric bars, loss and candidate-loss curves of every
+arm, the ``ohem/...`` mining statistics). Demo runs go to
+``--out/runs/<experiment>/<arm>/seed<k>/`` (replaced on each run; ``<arm>``
+is ``baseline`` for the baseline, else the arm's name made folder-safe,
+e.g. ``mmdet-OHEM``), a layout ``--work-dirs`` reads back.
 
 Examples::
 
     python tools/benchmark.py --demo
-    python tools/benchmark.py --demo --pairs faster_rcnn --seeds 3
+    python tools/benchmark.py --demo --experiments faster_rcnn --seeds 3
+    python tools/benchmark.py --work-dirs arm=baseline:work_dirs/frcnn \\
+        'arm=mmdet OHEM:work_dirs/frcnn_mmdet_ohem' \\
+        'arm=mmohem OHEM:work_dirs/frcnn_ohem' name='R50-FPN'
     python tools/benchmark.py --work-dirs \\
         base=work_dirs/frcnn_r50 ohem=work_dirs/frcnn_r50_ohem name='R50-FPN'
 """
@@ -48,23 +64,24 @@ import shlex
 import shutil
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
 from mmohem.benchmark.logs import is_work_dir, read_work_dir
-from mmohem.benchmark.pairs import (DEMO_PAIRS, Pair, data_root_options,
-                                    schedule_options, unregistered_types)
+from mmohem.benchmark.pairs import (DEMO_EXPERIMENTS, Experiment,
+                                    data_root_options, runnable_arms,
+                                    schedule_options)
 from mmohem.benchmark.plots import save_figure
 from mmohem.benchmark.runs import Job, Outcome, Reporter, run_jobs
-from mmohem.benchmark.table import (METRICS, PairRuns, Row, build_rows,
+from mmohem.benchmark.table import (METRICS, TRAIN_WINDOW, ArmRuns,
+                                    ExperimentRuns, Row, build_rows,
                                     markdown_table, run_summary)
 from mmohem.benchmark.workdirs import parse_entries
 from mmohem.demo.generate import DEFAULT_ROOT, DatasetSpec, ensure_dataset
 
-METRIC_KEYS = tuple(metric.key for metric in METRICS)
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TRAIN = osp.join(ROOT, 'tools', 'train.py')
 DEFAULT_OUT = osp.join('work_dirs', 'benchmark')
 
 
@@ -76,7 +93,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument(
-        '--demo', action='store_true', help='train and compare the demo pairs')
+        '--demo',
+        action='store_true',
+        help='train and compare the demo experiments')
     mode.add_argument(
         '--work-dirs',
         nargs='+',
@@ -87,12 +106,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=DEFAULT_OUT,
         help='output folder (default: %(default)s)')
     parser.add_argument(
+        '--experiments',
         '--pairs',
         nargs='+',
         metavar='KEY',
-        help='demo pairs to run, of ' + ', '.join(p.key for p in DEMO_PAIRS) +
-        ' (default: ' + ', '.join(p.key
-                                  for p in DEMO_PAIRS if p.default) + ')')
+        help='demo experiments to run, of ' + _keys(DEMO_EXPERIMENTS) +
+        ' (default: ' + _keys(e for e in DEMO_EXPERIMENTS if e.default) +
+        '); --pairs is an alias')
     parser.add_argument(
         '--seeds',
         type=int,
@@ -146,19 +166,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+def _keys(experiments: Iterable[Experiment]) -> str:
+    return ', '.join(e.key for e in experiments)
+
+
 def demo(
     args: argparse.Namespace, reporter: Reporter
-) -> Tuple[List[PairRuns], List[Tuple[str, str]], List[str]]:
-    """Prepare the data, train the demo pairs, read their work dirs.
+) -> Tuple[List[ExperimentRuns], List[Tuple[str, str]], List[str]]:
+    """Prepare the data, train the demo experiments, read their work dirs.
 
     Returns:
-        tuple[list, list, list]: The pairs' runs, the skipped pairs
-        (``(key, reason)``) and the failed runs (labels).
+        tuple[list, list, list]: The experiments' runs, the skipped arms
+        and experiments (``(what, reason)``) and the failed runs (labels).
     """
+    experiments, skipped = _runnable_experiments(args.experiments, reporter)
     data_root = osp.join(ROOT, args.data_root)
     _prepare_data(data_root, args, reporter)
-    pairs, skipped = _runnable_pairs(args.pairs, reporter)
-    jobs = _jobs(pairs, args, data_root)
+    jobs = _jobs(experiments, args, data_root)
     failed: List[str] = []
 
     def done(outcome: Outcome) -> None:
@@ -167,8 +191,8 @@ def demo(
             failed.append(outcome.job.label)
 
     run_jobs(jobs, args.jobs, reporter, done)
-    return [_read_pair(pair, args.out, args.seeds) for pair in pairs], \
-        skipped, failed
+    return [_read_experiment(e, args.out, args.seeds)
+            for e in experiments], skipped, failed
 
 
 def _prepare_data(data_root: str, args: argparse.Namespace,
@@ -184,51 +208,48 @@ def _prepare_data(data_root: str, args: argparse.Namespace,
         reporter.line(f'demo data: {data_root} is current')
 
 
-def _runnable_pairs(
+def _runnable_experiments(
         keys: Optional[Sequence[str]],
-        reporter: Reporter) -> Tuple[List[Pair], List[Tuple[str, str]]]:
-    """The requested demo pairs whose mmohem types are all registered."""
-    known = {p.key: p for p in DEMO_PAIRS}
+        reporter: Reporter) -> Tuple[List[Experiment], List[Tuple[str, str]]]:
+    """The requested demo experiments, without the arms whose mmohem types
+    are not all registered."""
+    known = {e.key: e for e in DEMO_EXPERIMENTS}
     unknown = sorted(set(keys or []) - set(known))
     if unknown:
-        raise SystemExit(f'unknown pair(s) {unknown}; known: {list(known)}')
+        raise SystemExit(
+            f'unknown experiment(s) {unknown}; known: {list(known)}')
     runnable, skipped = [], []
-    default = [p.key for p in DEMO_PAIRS if p.default]
-    for pair in (known[k] for k in (keys or default)):
-        missing = unregistered_types(
-            Config.fromfile(osp.join(ROOT, pair.ohem)))
-        if missing:
-            reason = (', '.join(f'mmohem.{t}'
-                                for t in missing) + ' is not registered yet')
-            reporter.line(f'skipped {pair.key}: {reason}')
-            skipped.append((pair.key, reason))
-        else:
-            runnable.append(pair)
+    default = [e.key for e in DEMO_EXPERIMENTS if e.default]
+    for key in keys or default:
+        experiment, skips = runnable_arms(known[key], ROOT)
+        for what, reason in skips:
+            reporter.line(f'skipped {what}: {reason}')
+        skipped += skips
+        if experiment is not None:
+            runnable.append(experiment)
     return runnable, skipped
 
 
-def _jobs(pairs: List[Pair], args: argparse.Namespace,
+def _jobs(experiments: List[Experiment], args: argparse.Namespace,
           data_root: str) -> List[Job]:
-    """One job per (seed, pair, side); both sides of a pair run together."""
+    """One job per (seed, experiment, arm); the arms of an experiment run
+    together."""
     env = {
         'OMP_NUM_THREADS': str(args.threads),
         'MKL_NUM_THREADS': str(args.threads)
     }
     jobs = []
     for seed in range(args.seeds):
-        for pair in pairs:
-            for side, config in (('baseline', pair.baseline), ('ohem',
-                                                               pair.ohem)):
-                work_dir = _run_dir(args.out, pair.key, side, seed)
+        for experiment in experiments:
+            for arm, folder in zip(experiment.arms, experiment.folders()):
+                work_dir = _run_dir(args.out, experiment.key, folder, seed)
                 shutil.rmtree(work_dir, ignore_errors=True)
+                config = osp.join(ROOT, arm.config)
                 command = [
-                    sys.executable,
-                    osp.join(ROOT, 'tools', 'train.py'),
-                    osp.join(ROOT,
-                             config), '--work-dir', work_dir, '--cfg-options',
-                    *_options(osp.join(ROOT, config), seed, args, data_root)
+                    sys.executable, TRAIN, config, '--work-dir', work_dir,
+                    '--cfg-options', *_options(config, seed, args, data_root)
                 ]
-                label = f'{pair.key} {side} seed {seed}'
+                label = f'{experiment.key} / {arm.name} / seed {seed}'
                 jobs.append(Job(label, command, work_dir, env))
     return jobs
 
@@ -244,18 +265,21 @@ def _options(config: str, seed: int, args: argparse.Namespace,
     return [f'{k}={v}' for k, v in options.items()] + list(args.cfg_options)
 
 
-def _run_dir(out: str, key: str, side: str, seed: int) -> str:
+def _run_dir(out: str, key: str, folder: str, seed: int) -> str:
     """Work dir of one demo run."""
-    return osp.abspath(osp.join(out, 'runs', key, side, f'seed{seed}'))
+    return osp.abspath(osp.join(out, 'runs', key, folder, f'seed{seed}'))
 
 
-def _read_pair(pair: Pair, out: str, seeds: int) -> PairRuns:
-    """The finished runs of a demo pair (failed runs left out)."""
-    sides = {}
-    for side in ('baseline', 'ohem'):
-        dirs = [_run_dir(out, pair.key, side, s) for s in range(seeds)]
-        sides[side] = [read_work_dir(d) for d in dirs if is_work_dir(d)]
-    return PairRuns(pair.model, sides['baseline'], sides['ohem'])
+def _read_experiment(experiment: Experiment, out: str,
+                     seeds: int) -> ExperimentRuns:
+    """The finished runs of a demo experiment (failed runs left out)."""
+    arms = []
+    for arm, folder in zip(experiment.arms, experiment.folders()):
+        dirs = [_run_dir(out, experiment.key, folder, s) for s in range(seeds)]
+        arms.append(
+            ArmRuns(arm.name,
+                    [read_work_dir(d) for d in dirs if is_work_dir(d)]))
+    return ExperimentRuns(experiment.model, arms)
 
 
 def _outcome_line(outcome: Outcome) -> str:
@@ -265,8 +289,8 @@ def _outcome_line(outcome: Outcome) -> str:
         return (f'x {label}: FAILED (exit {outcome.returncode}) after '
                 f'{outcome.wall_s:.0f} s; see {outcome.stdout_log}')
     run = read_work_dir(outcome.job.work_dir)
-    metrics = ', '.join(f'{k} {v:g}' for k, v in run.metrics.items()
-                        if k in METRIC_KEYS)
+    values = ((m.key, m.value(run)) for m in METRICS)
+    metrics = ', '.join(f'{k} {v:g}' for k, v in values if v is not None)
     speed = run.sec_per_iter()
     return (f'= {label}: {run.iters} iters, '
             f'{speed if speed is None else round(speed, 3)} s/iter, '
@@ -274,7 +298,7 @@ def _outcome_line(outcome: Outcome) -> str:
             f'{outcome.peak_rss_mib:.0f} MiB, {outcome.wall_s:.0f} s')
 
 
-def write_report(out: str, rows: List[Row], pairs: List[PairRuns],
+def write_report(out: str, rows: List[Row], experiments: List[ExperimentRuns],
                  meta: dict) -> str:
     """Write benchmark.md / .json / .png; return the Markdown table."""
     os.makedirs(out, exist_ok=True)
@@ -282,27 +306,26 @@ def write_report(out: str, rows: List[Row], pairs: List[PairRuns],
     with open(osp.join(out, 'benchmark.md'), 'w', encoding='utf-8') as f:
         f.write(_markdown_page(table, meta))
     runs = [
-        dict(model=p.model, side=side, **run_summary(r)) for p in pairs
-        for side, runs in (('baseline', p.baseline), ('ohem', p.ohem))
-        for r in runs
+        dict(experiment=e.model, arm=arm.name, **run_summary(r))
+        for e in experiments for arm in e.arms for r in arm.runs
     ]
     with open(osp.join(out, 'benchmark.json'), 'w', encoding='utf-8') as f:
         json.dump(
             dict(meta, rows=[r.to_dict() for r in rows], runs=runs),
             f,
             indent=2)
-    save_figure(rows, pairs, osp.join(out, 'benchmark.png'))
+    save_figure(rows, experiments, osp.join(out, 'benchmark.png'))
     return table
 
 
 def _markdown_page(table: str, meta: dict) -> str:
     """benchmark.md: command, table, notes, skipped and failed runs."""
     lines = [
-        '# OHEM vs baseline', '', f'Command: `{meta["command"]}`', '', table,
-        '', NOTES
+        '# OHEM benchmark: arms vs baseline', '',
+        f'Command: `{meta["command"]}`', '', table, '', NOTES
     ]
-    for key, reason in meta.get('skipped', []):
-        lines.append(f'- skipped `{key}`: {reason}')
+    for what, reason in meta.get('skipped', []):
+        lines.append(f'- skipped `{what}`: {reason}')
     for label in meta.get('failed', []):
         lines.append(f'- FAILED run `{label}` (not in the table)')
     if meta.get('wall_s') is not None:
@@ -314,10 +337,20 @@ def _markdown_page(table: str, meta: dict) -> str:
 
 
 NOTES = '\n'.join([
-    '- metric: the last evaluation of each run; COCO mAP x100, mIoU in %; '
-    'mean ± sample std over seeds.',
-    '- verdict: the sign of Δ; with several seeds, "within noise" when '
-    '|Δ| ≤ 2 standard errors of the difference.',
+    '- rows: one per experiment, metric and arm; the first arm of an '
+    'experiment is its baseline (Δ and verdict "—"), Δ is an arm\'s mean '
+    'minus the baseline\'s; a metric gets rows when some arm logged it.',
+    '- metrics: the last evaluation of each run, COCO AP x100 (star AP: the '
+    'rare class, small AP: small objects), mIoU in %, distractor FP / image '
+    '(confident detections on the unlabelled distractors), distractor pixels '
+    'claimed % (distractor pixels predicted as a class); the loss over all '
+    'candidates is the mean of the logged `candidate_loss` (every RoI, '
+    f'anchor or pixel, before the step) over the last {TRAIN_WINDOW} '
+    'iterations; mean ± sample std over seeds.',
+    '- verdict: the sign of Δ in the metric\'s direction (lower is better '
+    'for ' + ', '.join(m.label for m in METRICS if not m.higher_is_better) +
+    '); with several seeds, "within noise" when |Δ| ≤ 2 standard errors of '
+    'the difference.',
     '- s/iter: mean of mmengine\'s logged `time` per training iteration, '
     'first logged window left out.',
     '- memory: peak RSS of the run\'s process (`ru_maxrss` from `os.wait4`) '
@@ -332,11 +365,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.perf_counter()
     reporter = Reporter()
     if args.demo:
-        pairs, skipped, failed = demo(args, reporter)
+        experiments, skipped, failed = demo(args, reporter)
     else:
-        pairs = [p.read() for p in parse_entries(args.work_dirs)]
+        experiments = [e.read() for e in parse_entries(args.work_dirs)]
         skipped, failed = [], []
-    rows = build_rows(pairs)
+    rows = build_rows(experiments)
     meta = dict(
         command=' '.join(
             shlex.quote(a) for a in [
@@ -352,7 +385,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             jobs=args.jobs,
             threads=args.threads,
             cpu_count=os.cpu_count()))
-    table = write_report(args.out, rows, pairs, meta)
+    table = write_report(args.out, rows, experiments, meta)
     reporter.line(f'\n{table}\n\nwrote {osp.join(args.out, "benchmark.md")}'
                   f', benchmark.json, benchmark.png')
     if args.demo:

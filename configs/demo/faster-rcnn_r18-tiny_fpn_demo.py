@@ -94,3 +94,8 @@ model = dict(
             score_thr=0.05,
             nms=dict(type='nms', iou_threshold=0.5),
             max_per_img=50)))
+
+# Learning rate chosen on this baseline alone, before any OHEM arm ran: the
+# best of AdamW 1e-3 / 2e-3 / 4e-3 (seed 0, 800 iterations, demo val:
+# bbox mAP 23.9 / 25.9 / 24.3); every arm of the experiment inherits it.
+optim_wrapper = dict(optimizer=dict(lr=2e-3))

@@ -10,4 +10,5 @@ model = dict(
 
 # Draws what OHEM mines every 100 iterations (8 pictures per 800-iteration
 # run) into <work_dir>/<timestamp>/vis_data/vis_image/.
-custom_hooks = [dict(type='mmohem.OHEMVisHook', interval=100)]
+custom_hooks = [{{_base_.candidate_loss_hook}},
+                dict(type='mmohem.OHEMVisHook', interval=100)]

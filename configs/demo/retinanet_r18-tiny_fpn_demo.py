@@ -1,6 +1,7 @@
-# RetinaNet, ResNet-18 with 16 base channels (no pretrained weights) + FPN,
-# with its focal loss, on the embedded demo scenes: the baseline of the
-# demo's dense-head pair (tools/benchmark.py --demo --pairs retinanet).
+# RetinaNet, ResNet-18 with 16 base channels (pretrained on crops of the demo
+# world) + FPN, with its focal loss, on the embedded demo scenes: the
+# baseline of the demo's dense-head experiment (tools/benchmark.py --demo
+# --experiments retinanet).
 _base_ = ['./_base_/demo_detection.py', './_base_/r18_tiny.py']
 
 model = dict(

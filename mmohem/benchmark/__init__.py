@@ -1,4 +1,5 @@
-"""Baseline-vs-OHEM benchmark: run pairs of configs, read their logs, report.
+"""OHEM benchmark: run experiments (a baseline config and its peers, the
+arms), read their logs, report each arm against the baseline.
 
 Used by ``tools/benchmark.py``. The modules import mmengine and matplotlib
 only where needed; :mod:`.pairs` (which reads configs and the registries)

@@ -5,8 +5,8 @@ An mmengine work dir holds one ``<YYYYmmdd_HHMMSS>/`` folder per launch
 
 - ``vis_data/scalars.json``: one JSON object per line, ``step`` plus the
   logged scalars: training records carry ``lr`` (and ``loss``, ``time``,
-  on GPU ``memory`` in MiB, any ``ohem/...`` key); evaluation records carry
-  the metrics (``coco/bbox_mAP``, ``mIoU``, ...);
+  on GPU ``memory`` in MiB, any ``ohem/...`` key, ``candidate_loss``);
+  evaluation records carry the metrics (``coco/bbox_mAP``, ``mIoU``, ...);
 - ``<timestamp>.log``: the text log, read when ``scalars.json`` is missing;
 - ``<timestamp>.json``: the metrics of a test run (``tools/test.py``).
 

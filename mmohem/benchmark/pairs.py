@@ -1,52 +1,135 @@
-"""The (baseline, OHEM) config pairs and the overrides a benchmark run needs.
+"""The demo experiments (a baseline config and its peers, the *arms*) and
+the overrides a benchmark run needs.
 
-A pair is runnable when every ``mmohem.X`` type its OHEM config names is
-registered; a pair whose OHEM part is not written yet is skipped, not
-failed.
+An arm is runnable when every ``mmohem.X`` type its config names is
+registered; an arm whose part is not written yet is skipped, not failed,
+and so is an experiment left with its baseline alone.
 """
-from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Tuple
+import os.path as osp
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
+BASELINE_FOLDER = 'baseline'
+
 
 @dataclass(frozen=True)
-class Pair:
-    """A baseline config and its OHEM twin.
+class Arm:
+    """One config of an experiment.
+
+    Attributes:
+        name (str): The arm as the table shows it, e.g. ``'mmdet OHEM'``.
+        config (str): Its config, relative to the repository.
+    """
+
+    name: str
+    config: str
+
+    @property
+    def slug(self) -> str:
+        """``name`` made folder-safe: every run of other characters than
+        letters and digits becomes one ``-`` (``'mmdet OHEM'`` ->
+        ``'mmdet-OHEM'``)."""
+        return re.sub(r'[^A-Za-z0-9]+', '-', self.name).strip('-')
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A baseline and the arms compared with it on one model.
 
     Attributes:
         key (str): Short name, used on the command line and as folder name.
         model (str): The model as the table shows it.
-        baseline (str): Baseline config, relative to the repository.
-        ohem (str): OHEM config, relative to the repository.
-        default (bool): Whether ``--demo`` runs it without ``--pairs``
-            (``make demo``'s budget).
+        arms (tuple[Arm, ...]): ``arms[0]`` is the baseline; at least one
+            more arm follows.
+        default (bool): Whether ``--demo`` runs it without
+            ``--experiments`` (``make demo``'s budget).
     """
 
     key: str
     model: str
-    baseline: str
-    ohem: str
+    arms: Tuple[Arm, ...]
     default: bool = True
 
+    def __post_init__(self) -> None:
+        folders = self.folders()
+        if len(self.arms) < 2 or len(set(folders)) != len(folders):
+            raise ValueError(
+                f'experiment {self.key}: needs a baseline and at least one '
+                f'more arm, with distinct folders, got {folders}.')
 
-DEMO_PAIRS: Tuple[Pair, ...] = (
-    Pair('faster_rcnn', 'Faster R-CNN R18-tiny FPN',
-         'configs/demo/faster-rcnn_r18-tiny_fpn_demo.py',
-         'configs/demo/faster-rcnn_r18-tiny_fpn_ohem_demo.py'),
-    Pair('pspnet', 'PSPNet R18-tiny-D8',
-         'configs/demo/pspnet_r18-tiny-d8_demo.py',
-         'configs/demo/pspnet_r18-tiny-d8_ohem_demo.py'),
-    Pair('ssd', 'SSDlite MobileNetV2-tiny',
-         'configs/demo/ssdlite_mobilenetv2-tiny_demo.py',
-         'configs/demo/ssdlite_mobilenetv2-tiny_ohem_demo.py'),
-    Pair(
+    def folders(self) -> Tuple[str, ...]:
+        """The run folder of each arm: ``baseline`` for the baseline (the
+        name ``--work-dirs ROOT`` looks for), the slug for the others."""
+        return (BASELINE_FOLDER, ) + tuple(a.slug for a in self.arms[1:])
+
+
+DEMO_EXPERIMENTS: Tuple[Experiment, ...] = (
+    Experiment('faster_rcnn', 'Faster R-CNN R18-tiny FPN', (
+        Arm('baseline', 'configs/demo/faster-rcnn_r18-tiny_fpn_demo.py'),
+        Arm('mmdet OHEM',
+            'configs/demo/faster-rcnn_r18-tiny_fpn_mmdet-ohem_demo.py'),
+        Arm('mmohem OHEM',
+            'configs/demo/faster-rcnn_r18-tiny_fpn_ohem_demo.py'),
+    )),
+    Experiment('pspnet', 'PSPNet R18-tiny-D8', (
+        Arm('baseline', 'configs/demo/pspnet_r18-tiny-d8_demo.py'),
+        Arm('mmseg OHEM',
+            'configs/demo/pspnet_r18-tiny-d8_mmseg-ohem_demo.py'),
+        Arm('mmohem OHEM', 'configs/demo/pspnet_r18-tiny-d8_ohem_demo.py'),
+    )),
+    Experiment('ssd', 'SSDlite MobileNetV2-tiny', (
+        Arm('baseline (3:1 mining)',
+            'configs/demo/ssdlite_mobilenetv2-tiny_demo.py'),
+        Arm('mmohem OHEM',
+            'configs/demo/ssdlite_mobilenetv2-tiny_ohem_demo.py'),
+        Arm('mmohem OHEM + positive quota',
+            'configs/demo/ssdlite_mobilenetv2-tiny_ohem-posquota_demo.py'),
+    )),
+    Experiment(
         'retinanet',
-        'RetinaNet R18-tiny FPN (focal loss vs OHEM)',
-        'configs/demo/retinanet_r18-tiny_fpn_demo.py',
-        'configs/demo/retinanet_r18-tiny_fpn_ohem_demo.py',
+        'RetinaNet R18-tiny FPN', (
+            Arm('focal loss', 'configs/demo/retinanet_r18-tiny_fpn_demo.py'),
+            Arm('mmohem OHEM',
+                'configs/demo/retinanet_r18-tiny_fpn_ohem_demo.py'),
+        ),
         default=False),
 )
+
+
+def runnable_arms(
+        experiment: Experiment,
+        root: str) -> Tuple[Optional[Experiment], List[Tuple[str, str]]]:
+    """``experiment`` without the arms that name unregistered types.
+
+    Args:
+        experiment (Experiment): A demo experiment.
+        root (str): The repository its configs are relative to.
+
+    Returns:
+        tuple[Experiment | None, list[tuple[str, str]]]: The runnable
+        experiment (``None`` when its baseline or every other arm is
+        skipped) and ``(what, reason)`` of each skip, ``what`` being
+        ``'<key> / <arm>'`` for an arm, ``'<key>'`` for the experiment.
+    """
+    kept, skipped = [], []
+    for arm in experiment.arms:
+        missing = unregistered_types(
+            Config.fromfile(osp.join(root, arm.config)))
+        if missing:
+            skipped.append(
+                (f'{experiment.key} / {arm.name}',
+                 ', '.join(f'mmohem.{t}'
+                           for t in missing) + ' is not registered yet'))
+        else:
+            kept.append(arm)
+    has_baseline = kept[:1] == [experiment.arms[0]]
+    if not has_baseline or len(kept) < 2:
+        left = 'only its baseline' if has_baseline else 'no baseline'
+        return None, skipped + [(experiment.key, f'{left} left to run')]
+    return replace(experiment, arms=tuple(kept)), skipped
 
 
 def mmohem_types(cfg: Any) -> List[str]:
@@ -65,10 +148,9 @@ def unregistered_types(cfg: Any) -> List[str]:
     import mmohem  # noqa: F401  (registers every mmohem class)
     from mmohem import registry
     known = set()
-    for name in ('DET_MODELS', 'DET_TASK_UTILS', 'DET_HOOKS', 'SEG_MODELS',
-                 'SEG_TASK_UTILS', 'SEG_HOOKS'):
+    for found in registry.REGISTRIES:
         try:
-            known.update(getattr(registry, name).module_dict)
+            known.update(found.module_dict)
         except ImportError:
             continue
     return [t for t in mmohem_types(cfg) if t not in known]

@@ -1,11 +1,14 @@
 """The benchmark figure: metric bars, loss curves and OHEM mining statistics.
 
-Top row: the headline metric of every table row, baseline vs OHEM, with
-the seeds' standard deviation as error bars. Then one row per pair: the
-training loss of both sides, and the ``ohem/...`` scalars the OHEM runs
-logged, grouped by kind (kept counts, mean losses, rates).
+First the metric panels, one per experiment and metric of the table: a bar
+per arm, with the seeds' standard deviation as error bars. Then one row
+per experiment: the training loss of every arm, the loss over all
+candidates of every arm (baselines included), and the ``ohem/...`` scalars
+of the arms that log them, grouped by kind (kept counts, mean losses,
+rates). An arm keeps its colour (``C<index>``, the baseline ``C0``) in
+every panel of its experiment.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import matplotlib
 
@@ -13,11 +16,14 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .logs import RunLog  # noqa: E402
-from .table import PairRuns, Row  # noqa: E402
+from .table import CANDIDATE_LOSS, ArmRuns, ExperimentRuns, Row  # noqa
 
 OHEM_PREFIX = 'ohem/'
 _GROUPS = ('kept examples', 'mean loss', 'rate / other')
-_COLOURS = {'baseline': 'tab:blue', 'OHEM': 'tab:orange'}
+_CURVES = (('loss', 'training loss'),
+           (CANDIDATE_LOSS, f'loss over all candidates ({CANDIDATE_LOSS})'))
+_COLUMNS = len(_CURVES) + len(_GROUPS)
+_LINESTYLES = ('-', '--', ':', '-.')
 
 
 def ohem_groups(keys: Sequence[str]) -> Dict[str, List[str]]:
@@ -39,85 +45,112 @@ def ohem_groups(keys: Sequence[str]) -> Dict[str, List[str]]:
     return {name: keys for name, keys in groups.items() if keys}
 
 
-def save_figure(rows: Sequence[Row], pairs: Sequence[PairRuns],
+def save_figure(rows: Sequence[Row], experiments: Sequence[ExperimentRuns],
                 path: str) -> None:
     """Draw the figure and write it as a PNG.
 
     Args:
         rows (Sequence[Row]): The table rows (for the bars).
-        pairs (Sequence[PairRuns]): The runs (for the curves).
+        experiments (Sequence[ExperimentRuns]): The runs (for the curves).
         path (str): Output PNG path.
     """
-    columns = 1 + len(_GROUPS)
+    panels = _metric_panels(rows)
+    bar_rows = -(-len(panels) // _COLUMNS)
     fig, axes = plt.subplots(
-        1 + len(pairs),
-        columns,
-        figsize=(4.2 * columns, 3.2 * (1 + len(pairs))),
+        bar_rows + len(experiments),
+        _COLUMNS,
+        figsize=(4.2 * _COLUMNS, 3.4 * (bar_rows + len(experiments))),
         squeeze=False)
-    _metric_bars(fig, axes[0], rows)
-    for idx, pair in enumerate(pairs):
-        _pair_curves(axes[idx + 1], pair)
+    bar_axes = axes[:bar_rows].ravel()
+    for ax, panel in zip(bar_axes, panels):
+        _metric_bars(ax, panel)
+    for ax in bar_axes[len(panels):]:
+        fig.delaxes(ax)
+    for idx, experiment in enumerate(experiments):
+        _experiment_curves(axes[bar_rows + idx], experiment)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def _metric_bars(fig: plt.Figure, axes: Sequence[plt.Axes],
-                 rows: Sequence[Row]) -> None:
-    for ax in axes[1:]:
-        fig.delaxes(ax)
-    ax = axes[0]
-    width = 0.38
-    for offset, side in ((-width / 2, 'baseline'), (width / 2, 'OHEM')):
-        stats = [
-            row.baseline if side == 'baseline' else row.ohem for row in rows
-        ]
-        ax.bar([i + offset for i in range(len(rows))],
-               [s.mean or 0 for s in stats],
-               width,
-               yerr=[s.std or 0 for s in stats],
-               capsize=3,
-               label=side,
-               color=_COLOURS[side])
+def _metric_panels(rows: Sequence[Row]) -> List[List[Row]]:
+    """The rows grouped by (model, metric), in table order."""
+    panels: Dict[Tuple[str, str], List[Row]] = {}
+    for row in rows:
+        panels.setdefault((row.model, row.metric), []).append(row)
+    return list(panels.values())
+
+
+def _metric_bars(ax: plt.Axes, rows: Sequence[Row]) -> None:
+    """One bar per arm of one (model, metric)."""
+    errors = [r.value.std or 0 for r in rows]
+    ax.bar(
+        range(len(rows)), [r.value.mean or 0 for r in rows],
+        yerr=errors if any(errors) else None,
+        capsize=3,
+        color=[f'C{i}' for i in range(len(rows))])
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([f'{r.model}\n{r.metric}' for r in rows], fontsize=7)
-    ax.set_title('headline metric (mean ± std over seeds)')
-    ax.legend(fontsize=8)
+    ax.set_xticklabels([r.arm for r in rows], fontsize=7, rotation=15)
+    better = 'higher' if rows[0].higher_is_better else 'lower'
+    ax.set_title(
+        f'{rows[0].model}\n{rows[0].metric} ({better} is better)', fontsize=8)
 
 
-def _pair_curves(axes: Sequence[plt.Axes], pair: PairRuns) -> None:
-    for side, runs in (('baseline', pair.baseline), ('OHEM', pair.ohem)):
-        for seed, run in enumerate(runs):
-            steps, loss = run.series('loss')
-            axes[0].plot(
+def _experiment_curves(axes: Sequence[plt.Axes],
+                       experiment: ExperimentRuns) -> None:
+    """Loss and candidate-loss curves of every arm, then the mining
+    statistics of the arms that log them."""
+    for ax, (key, title) in zip(axes, _CURVES):
+        drawn = False
+        for idx, arm in enumerate(experiment.arms):
+            drawn |= _plot_runs(ax, arm.runs, key, f'C{idx}', '-', arm.name)
+        _finish(ax, f'{experiment.model}: {title}', drawn)
+    groups = ohem_groups(
+        _all_keys([run for arm in experiment.arms for run in arm.runs]))
+    for ax, group in zip(axes[len(_CURVES):], _GROUPS):
+        drawn = False
+        for idx, key in enumerate(groups.get(group, [])):
+            for style, arm in zip(_LINESTYLES, _mining_arms(experiment)):
+                drawn |= _plot_runs(ax, arm.runs, key, f'C{idx}', style,
+                                    f'{arm.name}: {key}')
+        _finish(ax, f'{experiment.model}: OHEM {group}', drawn)
+
+
+def _plot_runs(ax: plt.Axes, runs: Sequence[RunLog], key: str, colour: str,
+               style: str, label: str) -> bool:
+    """Draw ``key`` of every seed; return whether any was logged."""
+    drawn = False
+    for run in runs:
+        steps, values = run.series(key)
+        if steps:
+            ax.plot(
                 steps,
-                loss,
-                color=_COLOURS[side],
-                alpha=0.8,
+                values,
+                color=colour,
+                ls=style,
                 lw=1,
-                label=side if seed == 0 else None)
-    axes[0].set_title(f'{pair.model}: training loss', fontsize=9)
-    axes[0].set_xlabel('iteration')
-    axes[0].legend(fontsize=8)
-    groups = ohem_groups(_all_keys(pair.ohem))
-    for ax, group in zip(axes[1:], _GROUPS):
-        if group not in groups:
-            ax.set_axis_off()
-            ax.set_title(f'OHEM {group}: not logged', fontsize=8)
-            continue
-        for idx, key in enumerate(groups[group]):
-            for seed, run in enumerate(pair.ohem):
-                steps, values = run.series(key)
-                ax.plot(
-                    steps,
-                    values,
-                    lw=1,
-                    alpha=0.8,
-                    color=f'C{idx}',
-                    label=key if seed == 0 else None)
-        ax.set_title(f'OHEM {group}', fontsize=9)
-        ax.set_xlabel('iteration')
-        ax.legend(fontsize=7)
+                alpha=0.8,
+                label=None if drawn else label)
+            drawn = True
+    return drawn
+
+
+def _finish(ax: plt.Axes, title: str, drawn: bool) -> None:
+    if not drawn:
+        ax.set_axis_off()
+        ax.set_title(f'{title}: not logged', fontsize=8)
+        return
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel('iteration')
+    ax.legend(fontsize=7)
+
+
+def _mining_arms(experiment: ExperimentRuns) -> List[ArmRuns]:
+    """The arms that log ``ohem/...`` statistics."""
+    return [
+        arm for arm in experiment.arms if any(
+            k.startswith(OHEM_PREFIX) for k in _all_keys(arm.runs))
+    ]
 
 
 def _all_keys(runs: Sequence[RunLog]) -> List[str]:

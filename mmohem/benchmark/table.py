@@ -1,15 +1,20 @@
-"""Compare baseline and OHEM runs: mean ± std over seeds, delta, verdict.
+"""Compare the arms of each experiment with its baseline: mean ± std over
+seeds, delta, verdict.
 
-One row per pair and per headline metric both sides logged
-(:data:`METRICS`): COCO bbox / mask mAP (shown x100), mIoU (already in %).
+Long format: one row per experiment, metric some arm logged
+(:data:`METRICS`) and arm, the baseline first.
 """
 import math
 from dataclasses import asdict, dataclass, field
 from statistics import mean, stdev
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from mmohem.hooks import LOG_KEY as CANDIDATE_LOSS
 from mmohem.utils import markdown_table as write_markdown_table
 from .logs import RunLog
+
+TRAIN_WINDOW = 100
+NO_DELTA = '—'
 
 
 @dataclass(frozen=True)
@@ -19,9 +24,17 @@ class Metric:
     Attributes:
         key (str): Its key in the logs.
         label (str): Its name in the table.
-        task (str): The task it measures.
+        task (str): The task it measures; empty for a training metric,
+            whose rows take the task of the experiment's evaluation
+            metrics.
         scale (float): Factor from the logged value to the shown one.
         decimals (int): Decimals shown.
+        higher_is_better (bool): The direction of a gain.
+        source (str): ``'eval'``: the run's last evaluation; ``'train'``:
+            the mean of the training values logged in the run's last
+            :data:`TRAIN_WINDOW` iterations; ``'run'``: the mean of every
+            logged training value (each log line is the mean of its
+            window, so this is the mean over the run).
     """
 
     key: str
@@ -29,13 +42,56 @@ class Metric:
     task: str
     scale: float
     decimals: int
+    higher_is_better: bool = True
+    source: str = 'eval'
+
+    def value(self, run: RunLog) -> Optional[float]:
+        """The metric of one run, unscaled; ``None`` if not logged."""
+        if self.source == 'eval':
+            return run.metrics.get(self.key)
+        steps, values = run.series(self.key)
+        first = run.iters - TRAIN_WINDOW if self.source == 'train' else 0
+        kept = [v for s, v in zip(steps, values) if s > first]
+        return mean(kept) if kept else None
 
 
-METRICS: Tuple[Metric, ...] = (
+METRICS = (
     Metric('coco/bbox_mAP', 'bbox mAP', 'detection', 100, 1),
     Metric('coco/segm_mAP', 'mask mAP', 'instance segmentation', 100, 1),
     Metric('mIoU', 'mIoU', 'semantic segmentation', 1, 2),
     Metric('pascal_voc/mAP', 'VOC mAP', 'detection', 100, 1),
+    Metric('coco/star_precision', 'star AP (rare class)', 'detection', 100, 1),
+    Metric('coco/bbox_mAP_s', 'small AP', 'detection', 100, 1),
+    Metric(
+        'distractor/fp_per_img',
+        'distractor FP / image',
+        'detection',
+        1,
+        2,
+        higher_is_better=False),
+    Metric(
+        'distractor/pixel_fp',
+        'distractor pixels claimed %',
+        'semantic segmentation',
+        1,
+        2,
+        higher_is_better=False),
+    Metric(
+        CANDIDATE_LOSS,
+        f'loss over all candidates (last {TRAIN_WINDOW} iters)',
+        '',
+        1,
+        3,
+        higher_is_better=False,
+        source='train'),
+    Metric(
+        'ohem/no_pos_images',
+        'images keeping no positive % (whole run)',
+        '',
+        100,
+        1,
+        higher_is_better=False,
+        source='run'),
 )
 MEMORY_HEADERS = {
     'rss': 'peak RSS MiB',
@@ -74,51 +130,85 @@ class Stat:
 
 
 @dataclass
-class PairRuns:
-    """The runs of one pair.
+class ArmRuns:
+    """The runs of one arm.
+
+    Attributes:
+        name (str): The arm as the table shows it.
+        runs (list[RunLog]): One per seed.
+    """
+
+    name: str
+    runs: List[RunLog] = field(default_factory=list)
+
+
+@dataclass
+class ExperimentRuns:
+    """The runs of one experiment.
 
     Attributes:
         model (str): The model as the table shows it.
-        baseline (list[RunLog]): Baseline runs, one per seed.
-        ohem (list[RunLog]): OHEM runs, one per seed.
+        arms (list[ArmRuns]): ``arms[0]`` is the baseline.
     """
 
     model: str
-    baseline: List[RunLog] = field(default_factory=list)
-    ohem: List[RunLog] = field(default_factory=list)
+    arms: List[ArmRuns]
 
 
 @dataclass
 class Row:
-    """One line of the table."""
+    """One line of the table: one metric of one arm.
+
+    Attributes:
+        task (str): The task of the metric.
+        model (str): The experiment's model.
+        metric (str): The metric's label.
+        arm (str): The arm's name.
+        decimals (int): Decimals shown.
+        higher_is_better (bool): The metric's direction.
+        value (Stat): The arm's values, scaled, one per seed.
+        baseline (Stat, optional): The baseline's; ``None`` on the
+            baseline's own row.
+        sec_per_iter (Stat): The arm's seconds per iteration.
+        memory_mib (Stat): The arm's peak memory.
+        memory_source (str): ``'rss'``, ``'cuda'``, both joined by ``/``
+            or empty.
+    """
 
     task: str
     model: str
     metric: str
+    arm: str
     decimals: int
-    baseline: Stat
-    ohem: Stat
-    sec_per_iter: Tuple[Stat, Stat]
-    memory_mib: Tuple[Stat, Stat]
+    higher_is_better: bool
+    value: Stat
+    baseline: Optional[Stat]
+    sec_per_iter: Stat
+    memory_mib: Stat
     memory_source: str
 
     @property
     def delta(self) -> Optional[float]:
-        """OHEM mean minus baseline mean."""
-        if self.baseline.mean is None or self.ohem.mean is None:
+        """The arm's mean minus the baseline's."""
+        if self.baseline is None or None in (self.baseline.mean,
+                                             self.value.mean):
             return None
-        return self.ohem.mean - self.baseline.mean
+        return self.value.mean - self.baseline.mean
 
     @property
     def verdict(self) -> str:
-        """Who wins, and whether the gap exceeds the seed noise."""
+        """Who wins, in the metric's direction, and whether the gap exceeds
+        the seed noise."""
+        if self.baseline is None:
+            return NO_DELTA
         delta = self.delta
         if delta is None:
             return 'no result'
         rounded = round(delta, self.decimals)
-        winner = ('OHEM better' if rounded > 0 else
-                  'baseline better' if rounded < 0 else 'tie')
-        noise = _standard_error(self.baseline, self.ohem)
+        gain = rounded if self.higher_is_better else -rounded
+        winner = (f'{self.arm} better'
+                  if gain > 0 else 'baseline better' if gain < 0 else 'tie')
+        noise = _standard_error(self.baseline, self.value)
         if noise is None:
             return f'{winner} (1 seed, noise unknown)' if rounded else winner
         if abs(delta) <= 2 * noise:
@@ -132,15 +222,17 @@ class Row:
         return out
 
 
-def build_rows(pairs: Sequence[PairRuns]) -> List[Row]:
-    """Rows for every headline metric logged by both sides of each pair."""
+def build_rows(experiments: Sequence[ExperimentRuns]) -> List[Row]:
+    """Rows of every metric that some arm of an experiment logged, one per
+    arm, the baseline first."""
     rows = []
-    for pair in pairs:
+    for experiment in experiments:
+        task = _task(experiment)
         for metric in METRICS:
-            base = _values(pair.baseline, metric)
-            ohem = _values(pair.ohem, metric)
-            if base or ohem:
-                rows.append(_row(pair, metric, base, ohem))
+            values = [[v * metric.scale for v in _values(arm.runs, metric)]
+                      for arm in experiment.arms]
+            if any(values):
+                rows += _rows(experiment, metric, metric.task or task, values)
     return rows
 
 
@@ -152,52 +244,78 @@ def markdown_table(rows: Sequence[Row]) -> str:
         MEMORY_HEADERS[sources.pop()]
         if len(sources) == 1 else 'memory MiB (rss: peak RSS, cuda: GPU)')
     header = [
-        'task', 'model', 'metric', 'baseline', 'OHEM', 'Δ (OHEM − baseline)',
-        'verdict', 's/iter (baseline / OHEM)', f'{memory} (baseline / OHEM)'
+        'task', 'model', 'metric', 'arm', 'value', 'Δ vs baseline', 'verdict',
+        's/iter', memory
     ]
     mixed = len({r.memory_source for r in rows}) > 1
     return write_markdown_table(header, [_cells(row, mixed) for row in rows])
 
 
+def run_summary(run: RunLog) -> Dict[str, object]:
+    """JSON facts of one run."""
+    memory, source = run.memory()
+    train = {m.key: m.value(run) for m in METRICS if m.source == 'train'}
+    return dict(
+        work_dir=run.work_dir,
+        config=run.config,
+        iters=run.iters,
+        metrics=run.metrics,
+        train_metrics={
+            k: v
+            for k, v in train.items() if v is not None
+        },
+        sec_per_iter=run.sec_per_iter(),
+        memory_mib=memory,
+        memory_source=source,
+        wall_s=run.wall_s)
+
+
 def _cells(row: Row, mixed_memory: bool) -> List[str]:
-    delta = 'n/a' if row.delta is None else f'{row.delta:+.{row.decimals}f}'
+    delta = (
+        NO_DELTA if row.baseline is None else
+        'n/a' if row.delta is None else f'{row.delta:+.{row.decimals}f}')
     suffix = f' ({row.memory_source})' if mixed_memory else ''
     return [
-        row.task,
-        row.model,
-        row.metric,
-        row.baseline.format(row.decimals),
-        row.ohem.format(row.decimals),
-        delta,
-        row.verdict,
-        ' / '.join(s.format(3) for s in row.sec_per_iter),
-        ' / '.join(s.format(0) for s in row.memory_mib) + suffix,
+        row.task, row.model, row.metric, row.arm,
+        row.value.format(row.decimals), delta, row.verdict,
+        row.sec_per_iter.format(3),
+        row.memory_mib.format(0) + suffix
     ]
 
 
-def _row(pair: PairRuns, metric: Metric, base: List[float],
-         ohem: List[float]) -> Row:
-    speed = tuple(
-        Stat([t for t in (r.sec_per_iter() for r in runs) if t is not None])
-        for runs in (pair.baseline, pair.ohem))
-    memories = [[r.memory() for r in runs]
-                for runs in (pair.baseline, pair.ohem)]
-    sources = {src for side in memories for _, src in side if src}
-    return Row(
-        task=metric.task,
-        model=pair.model,
-        metric=metric.label,
-        decimals=metric.decimals,
-        baseline=Stat([v * metric.scale for v in base]),
-        ohem=Stat([v * metric.scale for v in ohem]),
-        sec_per_iter=speed,
-        memory_mib=tuple(
-            Stat([m for m, _ in side if m is not None]) for side in memories),
-        memory_source='/'.join(sorted(sources)))
+def _rows(experiment: ExperimentRuns, metric: Metric, task: str,
+          values: List[List[float]]) -> List[Row]:
+    """One row per arm of one metric; ``values`` are the arms' scaled
+    values."""
+    baseline = Stat(values[0])
+    return [
+        Row(task, experiment.model,
+            metric.label, arm.name, metric.decimals, metric.higher_is_better,
+            Stat(arm_values), None if idx == 0 else baseline,
+            *_costs(arm.runs))
+        for idx, (arm, arm_values) in enumerate(zip(experiment.arms, values))
+    ]
+
+
+def _costs(runs: Sequence[RunLog]) -> Tuple[Stat, Stat, str]:
+    """Seconds per iteration, peak memory (MiB) and its source of an arm's
+    runs."""
+    speeds = [r.sec_per_iter() for r in runs]
+    memories = [r.memory() for r in runs]
+    return (Stat([t for t in speeds if t is not None]),
+            Stat([m for m, _ in memories if m is not None]),
+            '/'.join(sorted({src
+                             for _, src in memories if src})))
+
+
+def _task(experiment: ExperimentRuns) -> str:
+    """The task of the experiment's first evaluation metric logged."""
+    return next((m.task for m in METRICS if m.source == 'eval' and any(
+        _values(arm.runs, m) for arm in experiment.arms)), 'n/a')
 
 
 def _values(runs: Sequence[RunLog], metric: Metric) -> List[float]:
-    return [r.metrics[metric.key] for r in runs if metric.key in r.metrics]
+    return [v for v in (metric.value(r) for r in runs) if v is not None]
 
 
 def _standard_error(a: Stat, b: Stat) -> Optional[float]:
@@ -205,17 +323,3 @@ def _standard_error(a: Stat, b: Stat) -> Optional[float]:
     if a.std is None or b.std is None:
         return None
     return math.sqrt(a.std**2 / len(a.values) + b.std**2 / len(b.values))
-
-
-def run_summary(run: RunLog) -> Dict[str, object]:
-    """JSON facts of one run."""
-    memory, source = run.memory()
-    return dict(
-        work_dir=run.work_dir,
-        config=run.config,
-        iters=run.iters,
-        metrics=run.metrics,
-        sec_per_iter=run.sec_per_iter(),
-        memory_mib=memory,
-        memory_source=source,
-        wall_s=run.wall_s)

@@ -4,6 +4,8 @@ Layout under ``root`` (the same scenes serve detection and segmentation)::
 
     annotations/train.json   COCO: boxes, uncompressed-RLE masks, 3 classes
     annotations/val.json
+    annotations/train_distractors.json  the same for the unlabelled
+    annotations/val_distractors.json    distractors, one category per kind
     train/images/000000.png  RGB scene (stored as OpenCV writes it)
     train/labels/000000.png  uint8 label map: 0 background, 1..3 classes
     val/images/ val/labels/
@@ -29,11 +31,11 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from .scene import Scene, SceneSpec, render_scene
-from .shapes import CLASSES
+from .scene import SceneSpec, render_scene
+from .shapes import CLASSES, DISTRACTORS
 
 #: Bump when the scenes change, so that stale data are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_ROOT = osp.join('data', 'mmohem_demo')
 SPLITS = ('train', 'val')
 COCO_SMALL_AREA = 32**2
@@ -135,7 +137,7 @@ def _write_split(root: str, split: str, spec: DatasetSpec) -> dict:
         os.makedirs(osp.join(root, split, sub), exist_ok=True)
     images: List[dict] = []
     annotations: List[dict] = []
-    distractors = 0
+    distractors: List[dict] = []
     for index in range(spec.count(split)):
         scene = render_scene(scene_rng(spec.seed, split, index), spec.scene)
         name = f'{index:06d}.png'
@@ -147,9 +149,36 @@ def _write_split(root: str, split: str, spec: DatasetSpec) -> dict:
                 file_name=name,
                 width=spec.scene.size,
                 height=spec.scene.size))
-        annotations += _annotations(scene, index + 1, len(annotations) + 1)
-        distractors += scene.num_distractors
-    coco = dict(
+        annotations += [
+            _annotation(obj.mask, index + 1, obj.label,
+                        len(annotations) + 1 + k)
+            for k, obj in enumerate(scene.objects)
+        ]
+        distractors += [
+            _annotation(item.mask, index + 1,
+                        DISTRACTORS.index(item.kind) + 1,
+                        len(distractors) + 1 + k)
+            for k, item in enumerate(scene.distractors)
+        ]
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    _dump_json(
+        _coco(images, annotations, CLASSES),
+        osp.join(root, 'annotations', f'{split}.json'))
+    _dump_json(
+        _coco(images, distractors, DISTRACTORS),
+        osp.join(root, distractor_ann_file(split)))
+    return _split_stats(annotations, len(images), len(distractors))
+
+
+def distractor_ann_file(split: str) -> str:
+    """The distractors' COCO file of ``split``, relative to the root."""
+    return osp.join('annotations', f'{split}_distractors.json')
+
+
+def _coco(images: List[dict], annotations: List[dict],
+          names: Sequence[str]) -> dict:
+    """A COCO file; category ids are 1-based indices into ``names``."""
+    return dict(
         info=dict(
             description='mmohem demo scenes', version=str(GENERATOR_VERSION)),
         licenses=[],
@@ -157,30 +186,24 @@ def _write_split(root: str, split: str, spec: DatasetSpec) -> dict:
         annotations=annotations,
         categories=[
             dict(id=i + 1, name=name, supercategory='shape')
-            for i, name in enumerate(CLASSES)
+            for i, name in enumerate(names)
         ])
-    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
-    _dump_json(coco, osp.join(root, 'annotations', f'{split}.json'))
-    return _split_stats(annotations, len(images), distractors)
 
 
-def _annotations(scene: Scene, image_id: int, first_id: int) -> List[dict]:
-    """COCO annotations of a scene's labelled objects."""
-    anns = []
-    for offset, obj in enumerate(scene.objects):
-        ys, xs = np.nonzero(obj.mask)
-        x0, y0 = int(xs.min()), int(ys.min())
-        box = [x0, y0, int(xs.max()) + 1 - x0, int(ys.max()) + 1 - y0]
-        anns.append(
-            dict(
-                id=first_id + offset,
-                image_id=image_id,
-                category_id=obj.label,
-                bbox=[float(v) for v in box],
-                area=float(len(xs)),
-                iscrowd=0,
-                segmentation=mask_to_rle(obj.mask)))
-    return anns
+def _annotation(mask: np.ndarray, image_id: int, category_id: int,
+                ann_id: int) -> dict:
+    """COCO annotation of one visible mask: its box, area and RLE."""
+    ys, xs = np.nonzero(mask)
+    x0, y0 = int(xs.min()), int(ys.min())
+    box = [x0, y0, int(xs.max()) + 1 - x0, int(ys.max()) + 1 - y0]
+    return dict(
+        id=ann_id,
+        image_id=image_id,
+        category_id=category_id,
+        bbox=[float(v) for v in box],
+        area=float(len(xs)),
+        iscrowd=0,
+        segmentation=mask_to_rle(mask))
 
 
 def _split_stats(annotations: List[dict], num_images: int,

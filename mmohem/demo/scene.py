@@ -62,6 +62,19 @@ class SceneObject:
 
 
 @dataclass
+class Distractor:
+    """An unlabelled distractor of a scene.
+
+    Attributes:
+        kind (str): Its outline, one of :data:`DISTRACTORS`.
+        mask (np.ndarray): Bool ``[H, W]``, its visible pixels.
+    """
+
+    kind: str
+    mask: np.ndarray
+
+
+@dataclass
 class Scene:
     """A rendered scene.
 
@@ -70,13 +83,14 @@ class Scene:
         label_map (np.ndarray): Uint8 ``[H, W]``, 0 background (distractors
             included), else the category id of the visible object.
         objects (list[SceneObject]): Labelled objects, in drawing order.
-        num_distractors (int): Distractors drawn.
+        distractors (list[Distractor]): Distractors with at least
+            ``SceneSpec.min_area`` visible pixels, in drawing order.
     """
 
     image: np.ndarray
     label_map: np.ndarray
     objects: List[SceneObject] = field(default_factory=list)
-    num_distractors: int = 0
+    distractors: List[Distractor] = field(default_factory=list)
 
 
 def render_scene(rng: np.random.Generator, spec: SceneSpec) -> Scene:
@@ -92,21 +106,26 @@ def render_scene(rng: np.random.Generator, spec: SceneSpec) -> Scene:
     shape = (spec.size, spec.size)
     image = _background(rng, spec.size)
     owner = np.full(shape, -1, np.int32)
+    kinds: List[str] = []
     labels: List[int] = []
     areas: List[int] = []
-    distractors = 0
     for kind in _item_kinds(rng, spec):
         alpha = _place(rng, spec, kind, owner, labels, areas)
         if alpha is None:
             continue
         image = _paint(rng, image, alpha, kind)
         owner[alpha >= 0.5] = len(labels)
+        kinds.append(kind)
         labels.append(CLASSES.index(kind) + 1 if kind in CLASSES else 0)
         areas.append(int(np.count_nonzero(alpha >= 0.5)))
-        distractors += kind in DISTRACTORS
     objects = [
         SceneObject(label, owner == idx) for idx, label in enumerate(labels)
         if label > 0
+    ]
+    distractors = [
+        Distractor(kinds[idx], owner == idx)
+        for idx, label in enumerate(labels)
+        if label == 0 and np.count_nonzero(owner == idx) >= spec.min_area
     ]
     label_map = np.zeros(shape, np.uint8)
     for obj in objects:

@@ -123,13 +123,17 @@ class BoxMiningRule:
     def statistics(result: MiningResult, losses: Tensor,
                    is_pos: Tensor) -> Dict[str, Tensor]:
         """A call's statistics, on the device: kept positives and negatives
-        per image, the share of examined candidates the loss-NMS removed,
-        and the mean loss of the kept and of the examined candidates."""
+        per image, the share of images that keep no positive (they train no
+        box regression), the share of examined candidates the loss-NMS
+        removed, and the mean loss of the kept and of the examined
+        candidates."""
         kept, examined = result.kept, result.examined
         images = kept.size(0)
+        kept_pos = kept & is_pos
         return dict(
-            num_pos=(kept & is_pos).sum() / images,
+            num_pos=kept_pos.sum() / images,
             num_neg=(kept & ~is_pos).sum() / images,
+            no_pos_images=(~kept_pos.any(1)).float().mean(),
             nms_suppressed=result.suppressed.sum() /
             examined.sum().clamp(min=1),
             loss_kept=losses.where(kept, 0).sum() / kept.sum().clamp(min=1),

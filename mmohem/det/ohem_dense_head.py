@@ -19,6 +19,7 @@ from mmdet.structures.bbox import cat_boxes, get_box_tensor
 from mmdet.utils import InstanceList, OptInstanceList
 from torch import Tensor
 
+from mmohem.mining import box_losses, cls_losses
 from mmohem.registry import DET_MODELS
 from .ohem_sampler import OHEMSampler, check_gt_labels
 
@@ -101,75 +102,14 @@ class OHEMDenseHeadMixin:
         check_gt_labels(
             torch.cat([gt.labels for gt in batch_gt_instances]),
             self.num_classes)
-        targets = self.dense_targets(cls_scores, bbox_preds,
-                                     batch_gt_instances, batch_img_metas,
-                                     batch_gt_instances_ignore)
-        loss_cls, loss_bbox = self.anchor_losses(targets)
+        targets = dense_targets(self, cls_scores, bbox_preds,
+                                batch_gt_instances, batch_img_metas,
+                                batch_gt_instances_ignore)
+        loss_cls, loss_bbox = anchor_losses(self, targets)
         kept = self._mine(loss_cls, loss_bbox, targets)
         return dict(
             loss_cls=list((loss_cls * kept).sum(1) / targets.avg_factor),
             loss_bbox=list((loss_bbox * kept).sum(1) / targets.avg_factor))
-
-    def anchor_losses(self, targets: DenseTargets) -> Tuple[Tensor, Tensor]:
-        """Per-anchor losses from the head's own ``loss_cls`` and
-        ``loss_bbox`` with ``reduction_override='none'``, in float32; a
-        sigmoid classifier's loss is summed over the classes.
-
-        Args:
-            targets (DenseTargets): The batch's predictions and targets.
-
-        Returns:
-            tuple[Tensor[B, A], Tensor[B, A]]: Classification and box loss
-            of each anchor (the box loss is 0 without a box target).
-        """
-        shape = targets.labels.shape
-        loss_cls = self.loss_cls(
-            targets.scores.flatten(0, 1).float(),
-            targets.labels.flatten(),
-            targets.label_weights.flatten(),
-            reduction_override='none')
-        preds = targets.preds
-        if self.reg_decoded_bbox:
-            preds = get_box_tensor(
-                self.bbox_coder.decode(targets.anchors, preds))
-        loss_bbox = self.loss_bbox(
-            preds.flatten(0, 1).float(),
-            targets.box_targets.flatten(0, 1).float(),
-            targets.box_weights.flatten(0, 1),
-            reduction_override='none')
-        return _per_anchor(loss_cls, shape), _per_anchor(loss_bbox, shape)
-
-    def dense_targets(
-            self, cls_scores: List[Tensor], bbox_preds: List[Tensor],
-            batch_gt_instances: InstanceList, batch_img_metas: List[dict],
-            batch_gt_instances_ignore: OptInstanceList) -> DenseTargets:
-        """Predictions and targets of all anchors, levels concatenated."""
-        num_imgs = len(batch_img_metas)
-        anchor_list, valid_flag_list = self.get_anchors(
-            [s.shape[-2:] for s in cls_scores],
-            batch_img_metas,
-            device=cls_scores[0].device)
-        (labels, label_weights, box_targets, box_weights,
-         avg_factor) = self.get_targets(
-             anchor_list,
-             valid_flag_list,
-             batch_gt_instances,
-             batch_img_metas,
-             batch_gt_instances_ignore,
-             unmap_outputs=True)
-        box_dim = box_targets[0].size(-1)
-        return DenseTargets(
-            scores=_levels_to_batch(cls_scores, num_imgs,
-                                    self.cls_out_channels),
-            preds=_levels_to_batch(bbox_preds, num_imgs, box_dim),
-            anchors=torch.stack([
-                get_box_tensor(cat_boxes(anchors)) for anchors in anchor_list
-            ]),
-            labels=torch.cat(labels, 1),
-            label_weights=torch.cat(label_weights, 1),
-            box_targets=torch.cat(box_targets, 1),
-            box_weights=torch.cat(box_weights, 1),
-            avg_factor=avg_factor)
 
     def _mine(self, loss_cls: Tensor, loss_bbox: Tensor,
               targets: DenseTargets) -> Tensor:
@@ -185,6 +125,79 @@ class OHEMDenseHeadMixin:
         return sampler.mine(
             sampler.rule.ranking_losses(loss_cls, loss_bbox),
             targets.label_weights > 0, is_pos, boxes, labels).kept
+
+
+def anchor_losses(head: AnchorHead,
+                  targets: DenseTargets) -> Tuple[Tensor, Tensor]:
+    """Per-anchor classification and box losses of a head, in float32.
+
+    ``SSDHead`` has no loss modules: its losses are softmax cross-entropy
+    (times the label weight) and, for positives, smooth-L1 with
+    ``train_cfg.smoothl1_beta``. Other heads use their own ``loss_cls`` and
+    ``loss_bbox`` with ``reduction_override='none'``; a sigmoid
+    classifier's loss is summed over the classes.
+
+    Args:
+        head (AnchorHead): The head (with or without OHEM).
+        targets (DenseTargets): The batch's predictions and targets.
+
+    Returns:
+        tuple[Tensor[B, A], Tensor[B, A]]: Classification and box loss of
+        each anchor (the box loss is 0 without a box target).
+    """
+    labels = targets.labels
+    preds = targets.preds
+    if head.reg_decoded_bbox:
+        preds = get_box_tensor(head.bbox_coder.decode(targets.anchors, preds))
+    if isinstance(head, MMDetSSDHead):
+        is_pos = (labels >= 0) & (labels < head.num_classes)
+        return (cls_losses(targets.scores, labels) * targets.label_weights,
+                box_losses(preds, targets.box_targets, is_pos,
+                           head.train_cfg['smoothl1_beta']))
+    loss_cls = head.loss_cls(
+        targets.scores.flatten(0, 1).float(),
+        labels.flatten(),
+        targets.label_weights.flatten(),
+        reduction_override='none')
+    loss_bbox = head.loss_bbox(
+        preds.flatten(0, 1).float(),
+        targets.box_targets.flatten(0, 1).float(),
+        targets.box_weights.flatten(0, 1),
+        reduction_override='none')
+    return (_per_anchor(loss_cls,
+                        labels.shape), _per_anchor(loss_bbox, labels.shape))
+
+
+def dense_targets(head: AnchorHead, cls_scores: List[Tensor],
+                  bbox_preds: List[Tensor], batch_gt_instances: InstanceList,
+                  batch_img_metas: List[dict],
+                  batch_gt_instances_ignore: OptInstanceList) -> DenseTargets:
+    """Predictions and targets of all anchors of a head, levels
+    concatenated (the head's own ``get_anchors`` and ``get_targets``)."""
+    num_imgs = len(batch_img_metas)
+    anchor_list, valid_flag_list = head.get_anchors(
+        [s.shape[-2:] for s in cls_scores],
+        batch_img_metas,
+        device=cls_scores[0].device)
+    (labels, label_weights, box_targets, box_weights,
+     avg_factor) = head.get_targets(
+         anchor_list,
+         valid_flag_list,
+         batch_gt_instances,
+         batch_img_metas,
+         batch_gt_instances_ignore,
+         unmap_outputs=True)
+    box_dim = box_targets[0].size(-1)
+    return DenseTargets(
+        scores=_levels_to_batch(cls_scores, num_imgs, head.cls_out_channels),
+        preds=_levels_to_batch(bbox_preds, num_imgs, box_dim),
+        anchors=torch.stack(
+            [get_box_tensor(cat_boxes(anchors)) for anchors in anchor_list]),
+        labels=torch.cat(labels, 1),
+        label_weights=torch.cat(label_weights, 1),
+        box_targets=torch.cat(box_targets, 1),
+        box_weights=torch.cat(box_weights, 1),
+        avg_factor=avg_factor)
 
 
 def check_dense_head(cls: type) -> None:

@@ -1,6 +1,5 @@
 """OHEM sampler for mmdet RoI heads: one read-only forward, loss-NMS, top-B."""
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmdet.models.task_modules.assigners import AssignResult
@@ -11,7 +10,7 @@ from torch import Tensor, nn
 
 from mmohem.mining import CapturableMiner, MiningResult, example_losses
 from mmohem.registry import DET_TASK_UTILS
-from mmohem.utils import (MiningStats, check_choice, check_range,
+from mmohem.utils import (MiningStats, check_choice, check_range, read_only,
                           reject_unknown_options, signature_options)
 from .mining_rule import BoxMiningRule
 
@@ -249,7 +248,7 @@ class OHEMSampler(CapturableMiner):
         """Read-only forward of the head over ``rois`` (Tensor[N, 5]), at
         most ``score_chunk`` at a time: ``cls_score`` and ``bbox_pred``."""
         outs = []
-        with _read_only(self.context):
+        with read_only(self.context):
             for chunk in rois.split(self.score_chunk):
                 if self.stage is None:
                     out = self.context._bbox_forward(feats, chunk)
@@ -351,26 +350,3 @@ def _upright(boxes: Tensor) -> Tensor:
         torch.maximum(boxes[:, :2], boxes[:, 2:])
     ],
                      dim=1)
-
-
-@contextmanager
-def _read_only(module: nn.Module) -> Iterator[None]:
-    """Run ``module`` without gradient, in eval mode and with autocast's
-    weight cache off, restoring each submodule's mode and the cache after.
-
-    Autocast caches the low-precision copy of a weight at its first use in
-    the region. A copy made here, without gradient, would be reused by the
-    training forward of the same module, whose weights would then get no
-    gradient; with the cache off the copy is made afresh and dropped.
-    """
-    modes = [(m, m.training) for m in module.modules()]
-    cache = torch.is_autocast_cache_enabled()
-    module.eval()
-    torch.set_autocast_cache_enabled(False)
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        torch.set_autocast_cache_enabled(cache)
-        for m, training in modes:
-            m.training = training

@@ -1,11 +1,6 @@
 """SSD head whose fixed 3:1 hard negative mining is replaced by OHEM."""
-from typing import Tuple
-
-from torch import Tensor
-
-from mmohem.mining import box_losses, cls_losses
 from mmohem.registry import DET_MODELS
-from .ohem_dense_head import DenseTargets, OHEMDenseHeadMixin
+from .ohem_dense_head import OHEMDenseHeadMixin
 from .ssd_head import SSDHead
 
 
@@ -24,16 +19,3 @@ class OHEMSSDHead(OHEMDenseHeadMixin, SSDHead):
     normaliser, the number of positive anchors of the batch (at least one
     per image).
     """
-
-    def anchor_losses(self, targets: DenseTargets) -> Tuple[Tensor, Tensor]:
-        """Per-anchor softmax cross-entropy (times the label weight) and
-        smooth-L1 box loss of positives, Tensor[B, A] each, float32."""
-        labels = targets.labels
-        is_pos = (labels >= 0) & (labels < self.num_classes)
-        preds = targets.preds
-        if self.reg_decoded_bbox:
-            preds = self.bbox_coder.decode(targets.anchors, preds)
-        loss_cls = cls_losses(targets.scores, labels) * targets.label_weights
-        loss_bbox = box_losses(preds, targets.box_targets, is_pos,
-                               self.train_cfg['smoothl1_beta'])
-        return loss_cls, loss_bbox

@@ -10,9 +10,10 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mmohem.demo.generate import (DatasetSpec, ensure_dataset,
-                                  generate_dataset, mask_to_rle)
-from mmohem.demo.shapes import CLASSES
+from mmohem.demo.generate import (DatasetSpec, distractor_ann_file,
+                                  ensure_dataset, generate_dataset,
+                                  mask_to_rle)
+from mmohem.demo.shapes import CLASSES, DISTRACTORS
 
 SMALL = DatasetSpec(seed=0, num_train=10, num_val=4)
 # Large enough for the class frequencies to show (about 3 s).
@@ -44,7 +45,7 @@ def test_same_seed_gives_byte_identical_files(small_twice):
     first, second = small_twice
     names = _files(first)
     assert names == _files(second)
-    assert len(names) == 2 * (10 + 4) + 3
+    assert len(names) == 2 * (10 + 4) + 5
     match, mismatch, errors = filecmp.cmpfiles(
         first, second, names, shallow=False)
     assert mismatch == [] and errors == []
@@ -110,6 +111,32 @@ def test_label_maps_match_the_annotations(medium, split):
             assert not expected[mask].any(), 'visible masks are disjoint'
             expected[mask] = ann['category_id']
         np.testing.assert_array_equal(label, expected)
+
+
+@pytest.mark.parametrize('split', ['train', 'val'])
+def test_distractors_are_annotated_on_the_side(medium, split):
+    """Their visible masks are background in the label maps, disjoint from
+    each other, and every kind occurs."""
+    coco = COCO(osp.join(medium, distractor_ann_file(split)))
+    assert [c['name']
+            for c in coco.loadCats(coco.getCatIds())] == list(DISTRACTORS)
+    kinds = set()
+    for img in coco.loadImgs(coco.getImgIds()):
+        label = cv2.imread(
+            osp.join(medium, split, 'labels', img['file_name']),
+            cv2.IMREAD_UNCHANGED)
+        seen = np.zeros_like(label, bool)
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=img['id'])):
+            mask = coco.annToMask(ann).astype(bool)
+            assert mask.sum() == ann['area'] >= 12
+            assert not (label[mask] > 0).any()
+            assert not seen[mask].any()
+            seen |= mask
+            kinds.add(ann['category_id'])
+    assert kinds == set(range(1, len(DISTRACTORS) + 1))
+    with open(osp.join(medium, 'meta.json')) as f:
+        stats = json.load(f)['stats'][split]
+    assert stats['distractors'] == len(coco.getAnnIds())
 
 
 def test_every_class_present_and_the_rare_class_rare(medium):

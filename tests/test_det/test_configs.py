@@ -12,24 +12,24 @@ RCNN_SWAP = ('train_cfg.rcnn.sampler', )
 SSD_SWAP = ('train_cfg.sampler', 'bbox_head.type')
 RETINA_SWAP = SSD_SWAP + ('bbox_head.loss_cls', )
 CONFIGS = {
-    'faster_rcnn/faster-rcnn_r50_fpn_ohem_1x_coco.py':
+    'faster_rcnn/faster-rcnn_r50_fpn_mmohem-ohem_1x_coco.py':
     ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', RCNN_SWAP),
-    'faster_rcnn/faster-rcnn_r50-caffe-c4_ohem_1x_coco.py':
+    'faster_rcnn/faster-rcnn_r50-caffe-c4_mmohem-ohem_1x_coco.py':
     ('faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py', RCNN_SWAP),
-    'cascade_rcnn/cascade-rcnn_r50_fpn_ohem_1x_coco.py':
+    'cascade_rcnn/cascade-rcnn_r50_fpn_mmohem-ohem_1x_coco.py':
     ('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', RCNN_SWAP),
-    'mask_rcnn/mask-rcnn_r50_fpn_ohem_1x_coco.py':
+    'mask_rcnn/mask-rcnn_r50_fpn_mmohem-ohem_1x_coco.py':
     ('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', RCNN_SWAP),
-    'ssd/ssd300_ohem_coco.py': ('ssd/ssd300_coco.py', SSD_SWAP),
-    'ssd/ssd512_ohem_coco.py': ('ssd/ssd512_coco.py', SSD_SWAP),
-    'ssd/ssdlite_mobilenetv2-scratch_ohem_8xb24-600e_coco.py':
+    'ssd/ssd300_mmohem-ohem_coco.py': ('ssd/ssd300_coco.py', SSD_SWAP),
+    'ssd/ssd512_mmohem-ohem_coco.py': ('ssd/ssd512_coco.py', SSD_SWAP),
+    'ssd/ssdlite_mobilenetv2-scratch_mmohem-ohem_8xb24-600e_coco.py':
     ('ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py', SSD_SWAP),
-    'retinanet/retinanet_r50_fpn_ohem_1x_coco.py':
+    'retinanet/retinanet_r50_fpn_mmohem-ohem_1x_coco.py':
     ('retinanet/retinanet_r50_fpn_1x_coco.py', RETINA_SWAP),
 }
 # The loss-NMS threshold of each config: the paper's 0.7, the Focal Loss
 # paper's best OHEM setting (0.5) for RetinaNet.
-NMS_THR = {'retinanet/retinanet_r50_fpn_ohem_1x_coco.py': 0.5}
+NMS_THR = {'retinanet/retinanet_r50_fpn_mmohem-ohem_1x_coco.py': 0.5}
 
 
 def _unscoped(value):

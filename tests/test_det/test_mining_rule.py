@@ -63,7 +63,26 @@ def test_ranking_losses_and_statistics():
             result, both, torch.tensor([[True, False]])).items()
     }
     assert stats == dict(
-        num_pos=1., num_neg=0., nms_suppressed=0., loss_kept=4., loss_all=3.)
+        num_pos=1.,
+        num_neg=0.,
+        no_pos_images=0.,
+        nms_suppressed=0.,
+        loss_kept=4.,
+        loss_all=3.)
+
+
+def test_images_whose_negatives_outrank_every_positive_are_counted():
+    """The share of images that train no box regression: here the first
+    image's negative outranks its positive, the second keeps a positive."""
+    rule = BoxMiningRule('test', num=1, nms_thr=None)
+    losses = torch.tensor([[1., 5.], [6., 2.]])
+    is_pos = torch.tensor([[True, False], [True, False]])
+    result = rule.mine(losses, torch.ones(2, 2, dtype=torch.bool), is_pos,
+                       torch.zeros(2, 2, 4),
+                       torch.zeros(2, 2).long())
+    stats = BoxMiningRule.statistics(result, losses, is_pos)
+    assert float(stats['no_pos_images']) == 0.5
+    assert float(stats['num_pos']) == 0.5
 
 
 @pytest.mark.parametrize('option, value, match', [

@@ -13,10 +13,11 @@ from mmengine.logging import MessageHub
 
 import mmohem.det.mining_rule as rule_module
 from mmohem.det import OHEMDenseHeadMixin, OHEMRetinaHead
-from mmohem.det.ohem_dense_head import DenseTargets
+from mmohem.det.ohem_dense_head import DenseTargets, anchor_losses
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
-RETINA = osp.join(ROOT, 'configs/retinanet/retinanet_r50_fpn_ohem_1x_coco.py')
+RETINA = osp.join(ROOT, 'configs', 'retinanet',
+                  'retinanet_r50_fpn_mmohem-ohem_1x_coco.py')
 
 
 def _model(**sampler):
@@ -62,7 +63,7 @@ def test_sigmoid_per_anchor_loss_is_the_heads_own_loss():
         box_weights=torch.tensor([[[1.] * 4, [0.] * 4]]),
         avg_factor=1.)
     head.num_classes = head.cls_out_channels = 3
-    loss_cls, loss_bbox = head.anchor_losses(targets)
+    loss_cls, loss_bbox = anchor_losses(head, targets)
     onehot = torch.tensor([[[0., 1., 0.], [0., 0., 0.]]])
     expected_cls = F.binary_cross_entropy_with_logits(
         scores, onehot, reduction='none').sum(-1)

@@ -7,9 +7,11 @@ from mmengine.config import Config
 
 import mmohem.det.mining_rule as ohem_module
 from mmohem.det import OHEMSampler, OHEMSSDHead
+from mmohem.det.ohem_dense_head import dense_targets
 
-SSD300 = 'configs/ssd/ssd300_ohem_coco.py'
-SSDLITE = 'configs/ssd/ssdlite_mobilenetv2-scratch_ohem_8xb24-600e_coco.py'
+SSD300 = 'configs/ssd/ssd300_mmohem-ohem_coco.py'
+SSDLITE = ('configs/ssd/'
+           'ssdlite_mobilenetv2-scratch_mmohem-ohem_8xb24-600e_coco.py')
 
 
 class _DenseContext:
@@ -100,7 +102,7 @@ def test_normaliser_is_ssd_positive_count(monkeypatch):
     # every anchor kept: box loss equals SSDHead's (same positives, same
     # normaliser); cls loss is the CE of all anchors over that normaliser
     assert torch.allclose(sum(ours['loss_bbox']), sum(upstream['loss_bbox']))
-    targets = head.dense_targets(cls_scores, bbox_preds, gts, metas, None)
+    targets = dense_targets(head, cls_scores, bbox_preds, gts, metas, None)
     scores, labels, weights = (targets.scores, targets.labels,
                                targets.label_weights)
     avg_factor = targets.avg_factor

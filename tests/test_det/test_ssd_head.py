@@ -9,7 +9,7 @@ from mmengine.hub import get_config
 from mmohem.det import OHEMSSDHead, SSDHead
 
 UPSTREAM = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
-OHEM = 'configs/ssd/ssdlite_mobilenetv2-scratch_ohem_8xb24-600e_coco.py'
+OHEM = 'configs/ssd/ssdlite_mobilenetv2-scratch_mmohem-ohem_8xb24-600e_coco.py'
 
 
 def _predict(head_type):

@@ -13,9 +13,9 @@ from mmseg.utils import register_all_modules
 from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'pspnet')
-SAMPLER = 'pspnet_r50-d8_ohem_4xb2-40k_cityscapes-512x1024.py'
-LOSS = 'pspnet_r50-d8_ohem-loss_4xb2-40k_cityscapes-512x1024.py'
-ADE = 'pspnet_r50-d8_ohem_4xb4-80k_ade20k-512x512.py'
+SAMPLER = 'pspnet_r50-d8_mmohem-ohem_4xb2-40k_cityscapes-512x1024.py'
+LOSS = 'pspnet_r50-d8_mmohem-ohem-loss_4xb2-40k_cityscapes-512x1024.py'
+ADE = 'pspnet_r50-d8_mmohem-ohem_4xb4-80k_ade20k-512x512.py'
 BASES = {
     SAMPLER: 'pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',
     LOSS: 'pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py',

@@ -1,17 +1,42 @@
-"""tools/benchmark.py: --work-dirs on fabricated work dirs, a tiny demo run."""
+"""tools/benchmark.py: --work-dirs on fabricated work dirs, the demo
+experiments, a tiny demo run."""
 import json
 import os
 import os.path as osp
 
 import pytest
 
+from mmohem.benchmark.pairs import (DEMO_EXPERIMENTS, Arm, Experiment,
+                                    runnable_arms)
+from mmohem.benchmark.table import METRICS, TRAIN_WINDOW
+from mmohem.benchmark.workdirs import parse_entries
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+LAUNCH = '20261125_101500'
 
 
 @pytest.fixture(scope='module')
 def benchmark(load_tool):
     """tools/benchmark.py as a module."""
     return load_tool('benchmark')
+
+
+def _write_scalars(path, records, rss=None):
+    """An mmengine work dir whose one launch logged ``records`` to
+    ``vis_data/scalars.json``; ``rss`` goes to ``mmohem_run.json``."""
+    os.makedirs(osp.join(path, LAUNCH, 'vis_data'))
+    with open(osp.join(path, LAUNCH, 'vis_data', 'scalars.json'), 'w') as f:
+        for record in records:
+            f.write(json.dumps(record) + '\n')
+    _write_run_info(path, rss)
+    return path
+
+
+def _write_run_info(path, rss):
+    """``mmohem_run.json`` with the peak RSS ``rss``, unless ``None``."""
+    if rss is not None:
+        with open(osp.join(path, 'mmohem_run.json'), 'w') as f:
+            json.dump(dict(peak_rss_mib=rss, wall_s=12.0), f)
 
 
 def _fake_work_dir(path,
@@ -21,9 +46,7 @@ def _fake_work_dir(path,
                    text_log=False,
                    rss=None):
     """An mmengine work dir: one launch with training records every 10
-    iterations and one evaluation at iteration 40."""
-    launch = osp.join(path, '20261125_101500')
-    os.makedirs(osp.join(launch, 'vis_data'))
+    iterations and one evaluation at the last."""
     records = []
     for i, seconds in enumerate(times, start=1):
         record = dict(
@@ -41,27 +64,114 @@ def _fake_work_dir(path,
         'coco/bbox_mAP_50': 0.5,
         'step': 10 * len(times)
     }
-    if text_log:
-        with open(osp.join(launch, '20261125_101500.log'), 'w') as f:
-            for r in records:
-                f.write(f'11/25 10:15:00 - mmengine - INFO - Iter(train) '
-                        f'[{r["step"]:>3}/40]  lr: 1.0000e-02  eta: 0:00:10'
-                        f'  time: {r["time"]:.4f}  data_time: 0.0100  '
-                        f'loss: {r["loss"]:.4f}\n')
-            f.write('11/25 10:16:00 - mmengine - INFO - Iter(val) [4/4]    '
-                    f'coco/bbox_mAP: {map_value:.4f}  coco/bbox_mAP_50: '
-                    '0.5000  data_time: 0.0100  time: 0.2000\n')
-    else:
-        with open(osp.join(launch, 'vis_data', 'scalars.json'), 'w') as f:
-            for record in records + [evaluation]:
-                f.write(json.dumps(record) + '\n')
-    if rss is not None:
-        with open(osp.join(path, 'mmohem_run.json'), 'w') as f:
-            json.dump(dict(peak_rss_mib=rss, wall_s=12.0), f)
+    if not text_log:
+        return _write_scalars(path, records + [evaluation], rss)
+    launch = osp.join(path, LAUNCH)
+    os.makedirs(launch)
+    with open(osp.join(launch, f'{LAUNCH}.log'), 'w') as f:
+        for r in records:
+            f.write(f'11/25 10:15:00 - mmengine - INFO - Iter(train) '
+                    f'[{r["step"]:>3}/40]  lr: 1.0000e-02  eta: 0:00:10'
+                    f'  time: {r["time"]:.4f}  data_time: 0.0100  '
+                    f'loss: {r["loss"]:.4f}\n')
+        f.write('11/25 10:16:00 - mmengine - INFO - Iter(val) [4/4]    '
+                f'coco/bbox_mAP: {map_value:.4f}  coco/bbox_mAP_50: '
+                '0.5000  data_time: 0.0100  time: 0.2000\n')
+    _write_run_info(path, rss)
     return path
 
 
-def test_work_dirs_mode_builds_the_table(benchmark, tmp_path):
+def _arm_work_dir(path, bbox_map, fp_per_img, candidate_loss):
+    """A 200-iteration run logging every 10 iterations, its candidate
+    loss ``candidate_loss(step)``, then one evaluation."""
+    records = [
+        dict(
+            lr=0.001,
+            loss=1.0,
+            time=0.2,
+            candidate_loss=candidate_loss(step),
+            step=step) for step in range(10, 201, 10)
+    ]
+    evaluation = {
+        'coco/bbox_mAP': bbox_map,
+        'distractor/fp_per_img': fp_per_img,
+        'step': 200
+    }
+    return str(_write_scalars(path, records + [evaluation]))
+
+
+def _table_rows(out):
+    """The cells of benchmark.md's table rows, by (metric, arm)."""
+    lines = [
+        line for line in (out / 'benchmark.md').read_text().splitlines()
+        if line.startswith('|')
+    ]
+    header = [c.strip() for c in lines[0].strip('|').split('|')]
+    rows = [[c.strip() for c in line.strip('|').split('|')]
+            for line in lines[2:]]
+    return {(r[2], r[3]): dict(zip(header, r)) for r in rows}
+
+
+# --work-dirs ----------------------------------------------------------------
+
+
+def test_three_arms_from_work_dirs(benchmark, tmp_path):
+    """Values, Δ and verdicts of three arms, in each metric's direction,
+    and the candidate loss averaged over the last 100 iterations."""
+    base = _arm_work_dir(tmp_path / 'base', 0.30, 0.50, lambda s: 0.9)
+    mmdet = _arm_work_dir(tmp_path / 'mmdet', 0.28, 0.40, lambda s: 2.0
+                          if s <= 100 else s / 1000)
+    mmohem = _arm_work_dir(tmp_path / 'mmohem', 0.35, 0.70, lambda s: 1.2)
+    out = tmp_path / 'out'
+    assert benchmark.main([
+        '--work-dirs', f'arm=baseline:{base}', f'arm=mmdet OHEM:{mmdet}',
+        f'arm=mmohem OHEM:{mmohem}', 'name=Faster R-CNN', '--out',
+        str(out)
+    ]) == 0
+    rows = _table_rows(out)
+    labels = {m.key: m.label for m in METRICS}
+    mean_ap, fp, cand = (labels['coco/bbox_mAP'],
+                         labels['distractor/fp_per_img'],
+                         labels['candidate_loss'])
+    assert {metric for metric, _ in rows} == {mean_ap, fp, cand}
+    assert [arm for metric, arm in rows
+            if metric == fp] == ['baseline', 'mmdet OHEM', 'mmohem OHEM']
+    assert {row['task'] for row in rows.values()} == {'detection'}
+    base_row = rows[mean_ap, 'baseline']
+    assert (base_row['value'], base_row['Δ vs baseline'],
+            base_row['verdict']) == ('30.0', '—', '—')
+    expected = {
+        (mean_ap, 'mmdet OHEM'): ('28.0', '-2.0', 'baseline better'),
+        (mean_ap, 'mmohem OHEM'): ('35.0', '+5.0', 'mmohem OHEM better'),
+        # Fewer distractor false positives is better.
+        (fp, 'mmdet OHEM'): ('0.40', '-0.10', 'mmdet OHEM better'),
+        (fp, 'mmohem OHEM'): ('0.70', '+0.20', 'baseline better'),
+        # Steps 110..200 of mmdet: mean of 0.11, 0.12, ..., 0.20.
+        (cand, 'baseline'): ('0.900', '—', '—'),
+        (cand, 'mmdet OHEM'): ('0.155', '-0.745', 'mmdet OHEM better'),
+        (cand, 'mmohem OHEM'): ('1.200', '+0.300', 'baseline better'),
+    }
+    for key, (value, delta, verdict) in expected.items():
+        row = rows[key]
+        assert row['value'] == value and row['Δ vs baseline'] == delta, row
+        assert row['verdict'].startswith(verdict), row
+    result = json.loads((out / 'benchmark.json').read_text())
+    runs = {run['arm']: run for run in result['runs']}
+    assert runs['mmdet OHEM']['train_metrics']['candidate_loss'] == (
+        pytest.approx(0.155))
+    assert runs['mmdet OHEM']['experiment'] == 'Faster R-CNN'
+    (cand_row, ) = [
+        r for r in result['rows']
+        if r['metric'] == cand and r['arm'] == 'mmdet OHEM'
+    ]
+    assert cand_row['delta'] == pytest.approx(-0.745)
+    assert cand_row['higher_is_better'] is False
+    assert (out / 'benchmark.png').stat().st_size > 0
+
+
+def test_work_dirs_mode_reads_base_and_ohem(benchmark, tmp_path):
+    """The two-arm spelling of earlier versions: ``base=`` and ``ohem=``
+    are the arms ``baseline`` and ``OHEM``."""
     base = _fake_work_dir(
         tmp_path / 'base', 0.300, [9.0, 1.0, 1.2, 1.4], rss=900.0)
     ohem = _fake_work_dir(
@@ -72,90 +182,214 @@ def test_work_dirs_mode_builds_the_table(benchmark, tmp_path):
         rss=1000.0)
     out = tmp_path / 'out'
     code = benchmark.main([
-        '--work-dirs', f'base={base}', f'ohem={ohem}', 'name=R50-FPN', '--out',
+        '--work-dirs', f'ohem={ohem}', f'base={base}', 'name=R50-FPN', '--out',
         str(out)
     ])
     assert code == 0
-    table = (out / 'benchmark.md').read_text()
-    header, rule, row = [
-        line for line in table.splitlines() if line.startswith('|')
-    ][:3]
-    assert 'peak RSS MiB' in header
-    cells = [c.strip() for c in row.strip('|').split('|')]
-    assert cells[:2] == ['detection', 'R50-FPN']
+    rows = _table_rows(out)
+    assert list(rows) == [('bbox mAP', 'baseline'), ('bbox mAP', 'OHEM')]
+    base_row, ohem_row = rows.values()
+    assert base_row['model'] == 'R50-FPN'
     # mAP x100; s/iter leaves out the first (warm-up) record: mean of the
     # other three; memory from mmohem_run.json.
-    for text in ('30.0', '32.5', '+2.5', 'OHEM better', '1.200', '1.600',
-                 '900', '1000'):
-        assert text in row, (text, row)
+    assert [base_row[k] for k in ('value', 's/iter', 'peak RSS MiB')
+            ] == ['30.0', '1.200', '900']
+    assert [
+        ohem_row[k]
+        for k in ('value', 'Δ vs baseline', 's/iter', 'peak RSS MiB')
+    ] == ['32.5', '+2.5', '1.600', '1000']
+    assert ohem_row['verdict'].startswith('OHEM better')
     result = json.loads((out / 'benchmark.json').read_text())
-    assert result['rows'][0]['model'] == 'R50-FPN'
-    assert result['rows'][0]['delta'] == pytest.approx(2.5)
-    sides = {run['side']: run for run in result['runs']}
-    assert sides['ohem']['sec_per_iter'] == pytest.approx(1.6)
+    assert result['rows'][1]['delta'] == pytest.approx(2.5)
+    arms = {run['arm']: run for run in result['runs']}
+    assert arms['OHEM']['sec_per_iter'] == pytest.approx(1.6)
     assert (out / 'benchmark.png').stat().st_size > 0
 
 
 def test_work_dirs_mode_reads_the_benchmark_layout(benchmark, tmp_path):
+    """ROOT/<model>/<arm>/seed<k>/: ``baseline`` first, the other arms
+    sorted, two seeds each."""
     root = tmp_path / 'runs' / 'frcnn'
-    for seed, (base_map, ohem_map) in enumerate([(0.30, 0.31), (0.32, 0.35)]):
-        _fake_work_dir(root / 'baseline' / f'seed{seed}', base_map, [1.0, 1.0])
-        _fake_work_dir(
-            root / 'ohem' / f'seed{seed}', ohem_map, [1.0, 1.0], ohem=True)
+    maps = {
+        'baseline': (0.30, 0.32),
+        'mmohem-OHEM': (0.31, 0.35),
+        'mmdet-OHEM': (0.40, 0.41)
+    }
+    for arm, values in maps.items():
+        for seed, value in enumerate(values):
+            _fake_work_dir(root / arm / f'seed{seed}', value, [1.0, 1.0])
+    (root / 'notes').mkdir()  # no work dir: not an arm
     out = tmp_path / 'out'
     assert benchmark.main(
         ['--work-dirs',
          str(tmp_path / 'runs'), '--out',
          str(out)]) == 0
-    row = json.loads((out / 'benchmark.json').read_text())['rows'][0]
-    assert row['baseline']['values'] == pytest.approx([30.0, 32.0])
-    assert row['ohem']['values'] == pytest.approx([31.0, 35.0])
+    rows = json.loads((out / 'benchmark.json').read_text())['rows']
+    assert [r['arm']
+            for r in rows] == ['baseline', 'mmdet-OHEM', 'mmohem-OHEM']
+    assert rows[0]['value']['values'] == pytest.approx([30.0, 32.0])
+    assert rows[2]['value']['values'] == pytest.approx([31.0, 35.0])
     table = (out / 'benchmark.md').read_text()
-    assert '31.0 ± 1.4' in table
-    # Δ = 2.0 is within 2 standard errors (2 * 2.24): the verdict says so,
-    # and no cell text breaks the Markdown table.
+    assert '33.0 ± 2.8' in table
+    # mmohem: Δ = 2.0 is within 2 standard errors (2 * 2.24); mmdet:
+    # Δ = 9.5 is not. No cell text breaks the Markdown table.
+    assert rows[2]['verdict'].endswith('within noise (Δ within 2 SE)')
+    assert rows[1]['verdict'] == 'mmdet-OHEM better'
     lines = [line for line in table.splitlines() if line.startswith('|')]
-    assert 'within noise' in lines[2]
     assert len({line.count('|') for line in lines}) == 1
 
 
-def test_work_dirs_mode_rejects_a_folder_without_runs(benchmark, tmp_path):
-    with pytest.raises(ValueError, match='baseline'):
+def test_work_dirs_entries_group_into_experiments(tmp_path):
+    """An experiment ends at a repeated arm name, a second ``name=`` or a
+    ROOT; ``base=`` is the baseline wherever it stands."""
+    dirs = [
+        str(_fake_work_dir(tmp_path / f'w{i}', 0.3, [1.0])) for i in range(5)
+    ]
+    found = parse_entries([
+        f'arm=plain:{dirs[0]},{dirs[1]}', f'arm=odd:name:{dirs[2]}', 'name=A',
+        f'arm=plain:{dirs[3]}', f'ohem={dirs[4]}', f'base={dirs[2]}', 'name=B'
+    ])
+    assert [(e.model, [(a.name, a.dirs) for a in e.arms]) for e in found] == [
+        ('A', [('plain', dirs[:2]), ('odd:name', [dirs[2]])]),
+        ('B', [('baseline', [dirs[2]]), ('plain', [dirs[3]]),
+               ('OHEM', [dirs[4]])]),
+    ]
+
+
+@pytest.mark.parametrize('entries, message', [
+    (['arm=nodir'], r'arm=nodir: expected arm=NAME:DIR'),
+    (['arm=:{w}', 'arm=b:{w}'], r'arm=:.*: empty name'),
+    (['arm=a:', 'arm=b:{w}'], r'arm=a:: names no work dir'),
+    (['arm=a:{w}', 'arm=b:{x}'], r'arm=b:.*is not an mmengine work dir'),
+    (['arm=a:{w}', 'name=M'], r"experiment 'M' has a; it needs"),
+    (['base={w}', 'base={w}', 'ohem={w}'], r'has baseline; it needs'),
+    (['{x}'], r'no such folder'),
+    (['{t}'], r'no <model>/baseline/ folders'),
+])
+def test_work_dirs_errors_name_the_entry(tmp_path, entries, message):
+    work = str(_fake_work_dir(tmp_path / 'w', 0.3, [1.0]))
+    (tmp_path / 'empty').mkdir()
+    spelled = [
+        e.format(w=work, x=tmp_path / 'missing', t=tmp_path / 'empty')
+        for e in entries
+    ]
+    with pytest.raises(ValueError, match=message):
+        parse_entries(spelled)
+
+
+def test_work_dirs_layout_needs_runs_in_baseline(benchmark, tmp_path):
+    (tmp_path / 'm' / 'baseline').mkdir(parents=True)
+    with pytest.raises(ValueError, match='baseline holds no mmengine'):
         benchmark.main(
             ['--work-dirs',
              str(tmp_path), '--out',
              str(tmp_path / 'out')])
 
 
+# The demo experiments --------------------------------------------------------
+
+
+def test_demo_experiments():
+    """Every arm's config exists, the first arm is the baseline, and the
+    RetinaNet experiment is outside ``make demo``'s default."""
+    for experiment in DEMO_EXPERIMENTS:
+        for arm in experiment.arms:
+            assert osp.isfile(osp.join(ROOT, arm.config)), arm
+        baseline = experiment.arms[0]
+        assert 'ohem' not in osp.basename(baseline.config), experiment.key
+        assert all('ohem' in osp.basename(a.config)
+                   for a in experiment.arms[1:]), experiment.key
+        assert experiment.folders()[0] == 'baseline'
+    assert {
+        e.key: len(e.arms)
+        for e in DEMO_EXPERIMENTS
+    } == dict(
+        faster_rcnn=3, pspnet=3, ssd=3, retinanet=2)
+    assert [e.key for e in DEMO_EXPERIMENTS if not e.default] == ['retinanet']
+
+
+def test_experiments_option_and_its_pairs_alias(benchmark, tmp_path):
+    for option in ('--experiments', '--pairs'):
+        args = benchmark.parse_args(['--demo', option, 'ssd', 'pspnet'])
+        assert args.experiments == ['ssd', 'pspnet']
+    with pytest.raises(SystemExit, match='unknown experiment'):
+        benchmark.main([
+            '--demo', '--experiments', 'nope', '--data-root',
+            str(tmp_path / 'data'), '--out',
+            str(tmp_path / 'out')
+        ])
+    assert not (tmp_path / 'data').exists()
+
+
+def test_arms_with_unregistered_types_are_skipped(tmp_path):
+    for name, kind in (('base', 'Conv2d'), ('ok', 'mmohem.OHEMSampler'),
+                       ('todo', 'mmohem.NotWrittenYet')):
+        (tmp_path / f'{name}.py').write_text(f'model = dict(type={kind!r})\n')
+    experiment = Experiment('exp', 'Model',
+                            (Arm('baseline', 'base.py'), Arm(
+                                'later', 'todo.py'), Arm('now', 'ok.py')))
+    kept, skipped = runnable_arms(experiment, str(tmp_path))
+    assert [a.name for a in kept.arms] == ['baseline', 'now']
+    assert skipped == [('exp / later',
+                        'mmohem.NotWrittenYet is not registered yet')]
+    alone = Experiment('two', 'Model', experiment.arms[:2])
+    kept, skipped = runnable_arms(alone, str(tmp_path))
+    assert kept is None
+    assert skipped[-1] == ('two', 'only its baseline left to run')
+
+
+def test_candidate_loss_window_is_the_last_iterations(tmp_path):
+    """Records of the last TRAIN_WINDOW iterations count, earlier ones not."""
+    from mmohem.benchmark.logs import read_work_dir
+    (metric, ) = [m for m in METRICS if m.source == 'train']
+    last = 3 * TRAIN_WINDOW
+    path = _write_scalars(tmp_path / 'w', [
+        dict(lr=0.1, candidate_loss=float(step), step=step)
+        for step in (1, last - TRAIN_WINDOW, last - TRAIN_WINDOW + 1, last)
+    ])
+    run = read_work_dir(str(path))
+    assert metric.value(run) == pytest.approx(
+        (2 * last - TRAIN_WINDOW + 1) / 2)
+
+
+# Real runs -------------------------------------------------------------------
+
+
 def test_tiny_demo_run_writes_table_and_json(benchmark, tmp_path):
     out = tmp_path / 'out'
     code = benchmark.main([
-        '--demo', '--pairs', 'pspnet', '--iters', '3', '--num-train', '8',
-        '--num-val', '2', '--data-root',
+        '--demo', '--experiments', 'pspnet', '--iters', '2', '--num-train',
+        '8', '--num-val', '2', '--data-root',
         str(tmp_path / 'data'), '--out',
         str(out), '--cfg-options', 'train_dataloader.batch_size=2',
-        'default_hooks.logger.interval=1'
+        'default_hooks.logger.interval=1', 'custom_hooks.0.interval=1'
     ])
     assert code == 0
     result = json.loads((out / 'benchmark.json').read_text())
-    (row, ) = result['rows']
-    assert row['task'] == 'semantic segmentation'
-    assert len(row['baseline']['values']) == len(row['ohem']['values']) == 1
-    runs = {run['side']: run for run in result['runs']}
-    assert runs['baseline']['iters'] == runs['ohem']['iters'] == 3
-    assert runs['ohem']['sec_per_iter'] > 0
-    assert runs['ohem']['memory_source'] == 'rss'
-    assert runs['ohem']['memory_mib'] > 100
+    arms = ['baseline', 'mmseg OHEM', 'mmohem OHEM']
+    by_metric = {}
+    for row in result['rows']:
+        assert row['task'] == 'semantic segmentation'
+        assert len(row['value']['values']) == 1
+        by_metric.setdefault(row['metric'], []).append(row['arm'])
+    assert by_metric['mIoU'] == arms
+    assert by_metric[
+        'loss over all candidates (last 100 iters)'] == arms, by_metric
+    runs = {run['arm']: run for run in result['runs']}
+    assert [runs[arm]['iters'] for arm in arms] == [2, 2, 2]
+    assert osp.isdir(out / 'runs' / 'pspnet' / 'mmseg-OHEM' / 'seed0')
+    ohem = runs['mmohem OHEM']
+    assert ohem['sec_per_iter'] > 0 and ohem['memory_source'] == 'rss'
+    assert ohem['memory_mib'] > 100
+    assert ohem['train_metrics']['candidate_loss'] > 0
     table = (out / 'benchmark.md').read_text()
-    assert 'PSPNet' in table and 'mIoU' in table
+    assert 'PSPNet' in table and 'mmseg OHEM' in table
     assert (out / 'benchmark.png').stat().st_size > 0
 
 
-def test_retinanet_pair_runs_on_request_only(benchmark, tmp_path):
-    """The focal-loss vs OHEM RetinaNet pair is outside make demo's default
-    pairs and trains when named."""
-    assert [p.key for p in benchmark.DEMO_PAIRS
-            if not p.default] == ['retinanet']
+def test_retinanet_experiment_runs_on_request_only(benchmark, tmp_path):
+    """The focal-loss vs OHEM RetinaNet experiment is outside make demo's
+    default experiments and trains when named."""
     out = tmp_path / 'out'
     code = benchmark.main([
         '--demo',
@@ -178,11 +412,11 @@ def test_retinanet_pair_runs_on_request_only(benchmark, tmp_path):
     ])
     assert code == 0
     result = json.loads((out / 'benchmark.json').read_text())
-    (row, ) = result['rows']
+    row = result['rows'][0]
     assert row['model'].startswith('RetinaNet') and row['metric'] == (
         'bbox mAP')
-    runs = {run['side']: run for run in result['runs']}
-    assert runs['baseline']['iters'] == runs['ohem']['iters'] == 2
+    runs = {run['arm']: run for run in result['runs']}
+    assert runs['focal loss']['iters'] == runs['mmohem OHEM']['iters'] == 2
 
 
 def test_train_progress_reads_the_last_training_line():

@@ -19,7 +19,7 @@ from mmengine.visualization import Visualizer
 from mmseg.registry import HOOKS as MMSEG_HOOKS
 from torch import nn
 
-from mmohem.benchmark.pairs import (DEMO_PAIRS, data_root_options,
+from mmohem.benchmark.pairs import (DEMO_EXPERIMENTS, data_root_options,
                                     schedule_options)
 from mmohem.demo.generate import DatasetSpec, ensure_dataset
 from mmohem.mining import MiningCapture, MiningResult
@@ -86,12 +86,16 @@ def test_defaults():
     assert hook.max_boxes == 200 and hook.channel_order == 'auto'
 
 
-def test_demo_ohem_configs_enable_the_hook_and_baselines_do_not():
-    for pair in DEMO_PAIRS:
-        assert not Config.fromfile(osp.join(ROOT,
-                                            pair.baseline)).get('custom_hooks')
-        hooks = Config.fromfile(osp.join(ROOT, pair.ohem)).custom_hooks
-        assert [h['type'] for h in hooks] == [HOOK]
+def test_demo_ohem_configs_enable_the_hook_and_the_other_arms_do_not():
+    """Every arm measures the loss over all candidates; only mmohem's arm
+    draws what it mines."""
+    for experiment in DEMO_EXPERIMENTS:
+        for arm in experiment.arms:
+            hooks = Config.fromfile(osp.join(ROOT, arm.config)).custom_hooks
+            expected = ['mmohem.CandidateLossHook']
+            if arm.name.startswith('mmohem OHEM'):
+                expected.append(HOOK)
+            assert [h['type'] for h in hooks] == expected, arm
 
 
 # Miners and captures --------------------------------------------------------
@@ -234,8 +238,9 @@ def _train(key: str, demo_data: str, work_dir, iters: int,
     """Train the OHEM demo config of ``key`` on the tiny data (batch 2, no
     validation, no checkpoint) with ``hooks`` as custom hooks; leave the
     default scope as it was."""
-    pair = next(p for p in DEMO_PAIRS if p.key == key)
-    cfg = Config.fromfile(osp.join(ROOT, pair.ohem))
+    experiment = next(e for e in DEMO_EXPERIMENTS if e.key == key)
+    arm = next(a for a in experiment.arms if a.name == 'mmohem OHEM')
+    cfg = Config.fromfile(osp.join(ROOT, arm.config))
     cfg.merge_from_dict(
         dict(
             data_root_options(cfg, demo_data), **schedule_options(cfg, iters)))

@@ -56,16 +56,26 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/val.json',
-    metric='bbox',
-    classwise=True,
-    format_only=False)
+# COCO AP (classwise: the rare star's AP) and the confident detections on
+# the unlabelled distractors (the hard negatives OHEM should learn to drop).
+val_evaluator = [
+    dict(
+        type='CocoMetric',
+        ann_file=data_root + 'annotations/val.json',
+        metric='bbox',
+        classwise=True,
+        format_only=False),
+    dict(
+        type='mmohem.DistractorFPMetric',
+        ann_file=data_root + 'annotations/val_distractors.json',
+        score_thr=0.3,
+        iou_thr=0.5),
+]
 test_evaluator = val_evaluator
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
+    logger=dict(type='LoggerHook', interval={{_base_.log_interval}}),
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval={{_base_.max_iters}}))
-log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)
+log_processor = {{_base_.demo_log_processor}}
+custom_hooks = [{{_base_.candidate_loss_hook}}]

@@ -1,5 +1,7 @@
-# Schedule shared by every demo config: 800 iterations of AdamW from scratch,
-# a 50-iteration warm-up then a cosine decay; one evaluation at the end.
+# Schedule and logging shared by every demo config: 800 iterations of AdamW
+# from the pretrained backbones (lr 1e-3 unless an experiment's baseline
+# sets the one it was chosen with), a 50-iteration warm-up then a cosine
+# decay; one evaluation at the end.
 max_iters = 800
 
 train_cfg = dict(
@@ -19,3 +21,17 @@ param_scheduler = [
         T_max=max_iters,
         eta_min=1e-5),
 ]
+
+# A log line every 10 iterations, each with the loss over all candidates of
+# the batch measured just before that step (mmohem.CandidateLossHook), for
+# every arm.
+log_interval = 10
+demo_log_processor = dict(
+    type='LogProcessor',
+    window_size=log_interval,
+    by_epoch=False,
+    custom_cfg=[
+        dict(data_src='candidate_loss', method_name='mean', window_size=1)
+    ])
+candidate_loss_hook = dict(
+    type='mmohem.CandidateLossHook', interval=log_interval)

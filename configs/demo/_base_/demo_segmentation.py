@@ -50,11 +50,22 @@ val_dataloader = dict(
         data_prefix=dict(img_path='val/images', seg_map_path='val/labels'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# mIoU and the share of distractor pixels claimed for a class.
+val_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(
+        type='mmohem.DistractorPixelMetric',
+        ann_file=data_root + 'annotations/val_distractors.json',
+        background=0),
+]
 test_evaluator = val_evaluator
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
+    logger=dict(
+        type='LoggerHook',
+        interval={{_base_.log_interval}},
+        log_metric_by_epoch=False),
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval={{_base_.max_iters}}))
-log_processor = dict(type='LogProcessor', window_size=10, by_epoch=False)
+log_processor = {{_base_.demo_log_processor}}
+custom_hooks = [{{_base_.candidate_loss_hook}}]

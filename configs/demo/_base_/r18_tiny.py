@@ -1,5 +1,8 @@
 # The demo detectors' input normalisation and backbone: ResNet-18 with 16
-# base channels, no pretrained weights (Faster R-CNN and RetinaNet demos).
+# base channels, pretrained on crops of the demo world by
+# tools/pretrain_demo_backbones.py (checkpoints/demo/resnet18-tiny.json says
+# how), as the paper's detectors start from ImageNet (Faster R-CNN and
+# RetinaNet demos).
 model = dict(
     data_preprocessor=dict(
         type='DetDataPreprocessor',
@@ -17,4 +20,7 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         style='pytorch',
-        init_cfg=None))
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='{{ fileDirname }}/../../../checkpoints/demo/'
+            'resnet18-tiny.pth')))
