@@ -221,7 +221,7 @@ def mine_hard_examples(losses: Tensor,
         survive = loss_nms(top_boxes, top_scores, top_valid, nms_thr,
                            top_labels)
         if _prefix_suffices(survive, is_pos.gather(1, top_idx), top_valid, num,
-                            pos_fraction):
+                            pos_fraction, valid & is_pos):
             examined = torch.zeros_like(valid).scatter_(1, top_idx, top_valid)
             survivors = torch.zeros_like(valid).scatter_(1, top_idx, survive)
             break
@@ -235,19 +235,31 @@ def mine_hard_examples(losses: Tensor,
 
 
 def _prefix_suffices(survive: Tensor, is_pos: Tensor, top_valid: Tensor,
-                     num: Tensor, pos_fraction: Optional[float]) -> bool:
+                     num: Tensor, pos_fraction: Optional[float],
+                     valid_pos: Tensor) -> bool:
     """Whether the NMS survivors of a loss-sorted prefix fix the selection.
 
     An image is settled when its prefix holds all its valid candidates, or
     enough survivors of each kind that no candidate beyond the prefix could
-    be selected.
+    be selected; with a positive quota, the positives are settled too when
+    the prefix holds every valid positive of the image (a few positives
+    among thousands of anchors must not force an NMS over all of them).
+
+    Args:
+        survive (Tensor[B, P]): NMS survivors of the prefix.
+        is_pos (Tensor[B, P]): Positives of the prefix.
+        top_valid (Tensor[B, P]): Valid candidates of the prefix.
+        num (Tensor[B]): Examples to keep per image.
+        pos_fraction (float, optional): The positive quota.
+        valid_pos (Tensor[B, N]): Valid positives of all candidates.
     """
     covered = ~top_valid[:, -1]
     if pos_fraction is None:
         enough = survive.sum(1) >= num
     else:
         need_pos = (num * pos_fraction).floor().long()
-        enough = ((survive & is_pos).sum(1) >= need_pos) & (
+        pos_covered = (is_pos & top_valid).sum(1) == valid_pos.sum(1)
+        enough = (((survive & is_pos).sum(1) >= need_pos) | pos_covered) & (
             (survive & ~is_pos).sum(1) >= num)
     return bool((covered | enough).all())
 

@@ -100,6 +100,28 @@ def test_quota_agrees_with_plain_reference(seed, neg_pos_ub, reference_mining):
     assert torch.equal(result.kept, expected)
 
 
+@pytest.mark.parametrize('pos_rank', ['top', 'anywhere'])
+def test_quota_with_few_positives_examines_a_prefix(pos_rank,
+                                                    reference_mining):
+    """An SSD-like image: a handful of positives among many anchors. When
+    the prefix holds every positive, the NMS never sees the easy tail, and
+    the selection still equals the plain reference."""
+    losses, valid, _, boxes, labels = _random_case(2, 600, seed=5)
+    valid[:] = True
+    is_pos = torch.zeros_like(valid)
+    is_pos[:, :5] = True
+    labels = torch.where(is_pos, labels.clamp(max=1), 2)
+    if pos_rank == 'top':
+        losses[:, :5] += 10
+    result = mine_hard_examples(
+        losses, valid, is_pos, boxes, 64, 0.7, labels, pos_fraction=0.25)
+    expected = reference_mining(losses, valid, is_pos, boxes, labels, 64, 0.7,
+                                0.25)
+    assert torch.equal(result.kept, expected)
+    if pos_rank == 'top':
+        assert (result.examined.sum(1) < valid.sum(1)).all()
+
+
 def test_per_image_num():
     losses, valid, is_pos, boxes, labels = _random_case(2, 50, seed=3)
     kept = mine_hard_examples(losses, valid, is_pos, boxes,
