@@ -44,40 +44,57 @@ QUICK_NMS_SIZES = (2000, 4000)
 
 
 def check_build(device: str) -> Dict:
-    """Versions, and whether mmcv's ops run on ``device``."""
+    """Versions, and whether mmcv's ``nms`` and ``RoIAlign`` run on
+    ``device`` (on CUDA: mmcv has its CUDA ops; mmcv raises otherwise).
+
+    ``mmcv.ops.get_compiling_cuda_version`` is not called: in the ops-only
+    build of ``tools/gpu/build_mmcv_ops.py`` it crashed the process on an
+    H200 (torch 2.11, CUDA 13) while both ops ran.
+    """
     import mmcv
-    from mmcv.ops import RoIAlign, get_compiling_cuda_version, nms
+    from mmcv.ops import RoIAlign, nms
     boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]],
                          device=device)
     _, keep = nms(boxes, torch.tensor([1., .5], device=device), 0.5)
     feats = torch.rand(1, 4, 8, 8, device=device)
     rois = torch.tensor([[0., 0., 0., 4., 4.]], device=device)
     pooled = RoIAlign((2, 2), 1.0)(feats, rois)
-    cuda_ops = get_compiling_cuda_version()
+    ops_run = keep.tolist() == [0] and pooled.shape == (1, 4, 2, 2)
     return dict(
         torch=torch.__version__,
+        cuda=torch.version.cuda,
         mmcv=mmcv.__version__,
         python=platform.python_version(),
         device=(torch.cuda.get_device_name() if device == 'cuda' else
                 platform.processor() or platform.machine()),
-        mmcv_cuda_ops=cuda_ops,
-        ops_run=keep.tolist() == [0] and pooled.shape == (1, 4, 2, 2),
-        ok=keep.tolist() == [0]
-        and (device != 'cuda' or cuda_ops != 'not available'))
+        ops_run=ops_run,
+        ok=ops_run)
 
 
 def check_amp(device: str, quick: bool) -> List[Dict]:
-    """:func:`mmohem.checks.amp_gradient_check` for :data:`AMP_CONFIGS`."""
+    """:func:`mmohem.checks.amp_gradient_check` for :data:`AMP_CONFIGS`; a
+    config whose step raises is a failed row with the ``error``, and the
+    other configs still run."""
     from mmohem.checks import amp_gradient_check
     dtype = torch.float16 if device == 'cuda' else torch.bfloat16
-    return [
-        amp_gradient_check(
-            name,
-            device,
-            dtype,
-            depth=18 if quick else 50,
-            size=128 if quick else 512) for name in AMP_CONFIGS
-    ]
+    rows = []
+    for name in AMP_CONFIGS:
+        try:
+            rows.append(
+                amp_gradient_check(
+                    name,
+                    device,
+                    dtype,
+                    depth=18 if quick else 50,
+                    size=128 if quick else 512))
+        except Exception as error:  # reported, and the check fails
+            rows.append(
+                dict(
+                    config=name,
+                    dtype=str(dtype).replace('torch.', ''),
+                    ok=False,
+                    error=f'{type(error).__name__}: {error}'))
+    return rows
 
 
 def run_sections(device: str, quick: bool,
@@ -114,6 +131,17 @@ def failures(results: Dict[str, object]) -> List[str]:
     return failed
 
 
+def amp_counts(row: Dict) -> List[object]:
+    """The numbers of an ``amp`` row, or its error in their place."""
+    if 'error' in row:
+        return [f"error: {row['error']}", '-', '-']
+    return [
+        row['trained'],
+        len(row['mmohem_missing']),
+        len(row['mmdet_missing'])
+    ]
+
+
 def report(results: Dict[str, object], device: str, failed: List[str],
            command: str) -> str:
     """The results as Markdown, one table per section."""
@@ -133,11 +161,8 @@ def report(results: Dict[str, object], device: str, failed: List[str],
             markdown_table([
                 'config', 'dtype', 'parameters trained (baseline)',
                 'missing with mmohem', 'missing with mmdet OHEM'
-            ], [[
-                r['config'], r['dtype'], r['trained'],
-                len(r['mmohem_missing']),
-                len(r['mmdet_missing'])
-            ] for r in results['amp']], 'lllrr')
+            ], [[r['config'], r['dtype'], *amp_counts(r)]
+                for r in results['amp']], 'lllrr')
         ]
     if 'agreement' in results:
         parts += [

@@ -53,3 +53,32 @@ def test_cuda_without_a_gpu_is_refused(tmp_path):
     result = _run('--device', 'cuda', '--out', str(tmp_path))
     assert result.returncode == 2
     assert 'torch sees no CUDA device here' in result.stderr
+
+
+def test_a_config_that_raises_fails_its_row_and_the_others_run(
+        load_tool, monkeypatch):
+    gpu_check = load_tool('gpu_check')
+    import mmohem.checks
+
+    def fake_check(name, device, dtype, depth, size):
+        if 'c4' in name:
+            raise RuntimeError('Index put requires the source and '
+                               'destination dtypes match')
+        return dict(
+            config=name,
+            dtype='bfloat16',
+            trained=4,
+            mmohem_missing=[],
+            mmdet_missing=['fc_cls.weight'],
+            ok=True)
+
+    monkeypatch.setattr(mmohem.checks, 'amp_gradient_check', fake_check)
+    rows = gpu_check.check_amp('cpu', quick=True)
+    assert [r['ok'] for r in rows] == [True, True, False]
+    assert rows[2]['error'].startswith('RuntimeError: Index put')
+    results = dict(amp=rows)
+    failed = gpu_check.failures(results)
+    assert failed == [f'amp: {gpu_check.AMP_CONFIGS[2]}']
+    text = gpu_check.report(results, 'cpu', failed, 'cmd')
+    assert 'error: RuntimeError: Index put' in text
+    assert '| 4 | 0 | 1 |' in text
