@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # setuptools<82 (needed for pkg_resources) warns on every import of it.
 export PYTHONWARNINGS ?= ignore:pkg_resources is deprecated as an API:UserWarning
 
-LINT_PATHS := mmohem tools benchmarks tests configs setup.py
+LINT_PATHS := mmohem tools tests configs setup.py
 
 .PHONY: env demo test lint
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Release check on one NVIDIA GPU: correctness (tools/gpu_check.py) and the
-# GPU timing tables (benchmarks/bench_roi_sampler.py, benchmarks/bench_seg.py).
+# GPU timing tables (tools/analysis_tools/bench_roi_sampler.py, tools/analysis_tools/bench_seg.py).
 #
 #   tools/gpu_check.sh [OUT_DIR]        (default: work_dirs/gpu_check)
 #
@@ -26,12 +26,12 @@ status=0
 "$PYTHON" tools/gpu_check.py --device "$device" --out "$out" ${CHECK_ARGS:-} \
   || status=$?
 if [[ "${BENCH:-1}" == 1 ]]; then
-  "$PYTHON" benchmarks/bench_roi_sampler.py --device "$device" \
+  "$PYTHON" tools/analysis_tools/bench_roi_sampler.py --device "$device" \
     --size 1333x800 --batch 2 --warmup 3 --iters 10 \
     --variants "RandomSampler (mmdet)" "OHEMSampler (mmdet)" \
     "mmohem OHEMSampler, NMS 0.7" --out "$out/roi_sampler.json" \
     | tee "$out/roi_sampler.md"
-  "$PYTHON" benchmarks/bench_seg.py --device "$device" --cases sampler/mmseg \
+  "$PYTHON" tools/analysis_tools/bench_seg.py --device "$device" --cases sampler/mmseg \
     sampler/mmohem loss/ce loss/mmohem --out "$out/seg.json" \
     | tee "$out/seg.md"
 fi

@@ -1,7 +1,10 @@
 """Fixtures for the command-line tools: a tiny demo dataset and the
 ``--cfg-options`` that point a demo config at it with a short schedule."""
 import importlib.util
+import os
 import os.path as osp
+import subprocess
+import sys
 from types import ModuleType
 from typing import Callable, Dict, List
 
@@ -68,3 +71,23 @@ def load_tool() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+@pytest.fixture(scope='session')
+def run_script() -> Callable[..., subprocess.CompletedProcess]:
+    """Factory: (script path, *args, cwd=ROOT) -> the finished process of
+    the script run by this python on the CPU (``CUDA_VISIBLE_DEVICES=''``,
+    2 threads), its output captured as text."""
+
+    def run(script: str,
+            *args: str,
+            cwd: str = ROOT) -> subprocess.CompletedProcess:
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2')
+        return subprocess.run([sys.executable, script, *args],
+                              cwd=cwd,
+                              env=env,
+                              capture_output=True,
+                              text=True,
+                              timeout=900)
+
+    return run

@@ -1,27 +1,15 @@
 """tools/gpu_check.py run on the CPU (--quick): every section reports, the
 report is written, and --device cuda without a GPU is refused."""
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'tools', 'gpu_check.py')
 
 
-def _run(*args):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2')
-    return subprocess.run([sys.executable, SCRIPT, *args],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=900)
-
-
-def test_cpu_run_reports_every_section(tmp_path):
-    result = _run('--device', 'cpu', '--quick', '--out', str(tmp_path))
+def test_cpu_run_reports_every_section(tmp_path, run_script):
+    result = run_script(SCRIPT, '--device', 'cpu', '--quick', '--out',
+                        str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / 'gpu_check.json').read_text())
     assert report['failed'] == []
@@ -49,8 +37,8 @@ def test_cpu_run_reports_every_section(tmp_path):
     assert '**passed**' in text
 
 
-def test_cuda_without_a_gpu_is_refused(tmp_path):
-    result = _run('--device', 'cuda', '--out', str(tmp_path))
+def test_cuda_without_a_gpu_is_refused(tmp_path, run_script):
+    result = run_script(SCRIPT, '--device', 'cuda', '--out', str(tmp_path))
     assert result.returncode == 2
     assert 'torch sees no CUDA device here' in result.stderr
 

@@ -10,7 +10,8 @@ bench_common.py for the method).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_retina.py --iters 5 --out retina.json
+    .venv/bin/python tools/analysis_tools/bench_retina.py --iters 5 \
+        --out retina.json
 """
 import argparse
 

@@ -2,9 +2,9 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_seg.py --out bench_seg.json
-    python benchmarks/bench_seg.py --device cuda --cases sampler/mmseg \
-        sampler/mmohem --out bench_seg_cuda.json
+    .venv/bin/python tools/analysis_tools/bench_seg.py --out bench_seg.json
+    python tools/analysis_tools/bench_seg.py --device cuda \
+        --cases sampler/mmseg sampler/mmohem --out bench_seg_cuda.json
 
 On CUDA the peak memory is the step's peak allocation above the memory
 allocated before it.

@@ -9,7 +9,8 @@ torchvision's kernel (``use_torchvision=True``) in every variant.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_roi_sampler.py --iters 5 --out roi.json
+    .venv/bin/python tools/analysis_tools/bench_roi_sampler.py --iters 5 \
+        --out roi.json
 """
 import argparse
 

@@ -9,11 +9,11 @@ RoIAlign kernels, and the largest difference between their RoI features.
 
 Usage::
 
-    .venv/bin/python benchmarks/profile_roi_forward.py --rois 1008
+    .venv/bin/python tools/analysis_tools/profile_roi_forward.py --rois 1008
 """
 import argparse
 
-from bench_common import time_case
+from mmohem.benchmark.timing import time_case
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ iteration (targets, mining and losses; see bench_common.py for the method).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_ssd.py --iters 5 --out ssd.json
+    .venv/bin/python tools/analysis_tools/bench_ssd.py --iters 5 --out ssd.json
 """
 import argparse
 
