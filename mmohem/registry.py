@@ -1,18 +1,28 @@
-"""Registries of mmohem: children, scope ``mmohem``, of mmdet's and mmseg's.
+"""Registries of mmohem, all of scope ``mmohem``.
 
-``type='mmohem.OHEMSampler'`` in an mmdet config is looked up in mmdet's
-``TASK_UTILS``, which finds its ``mmohem`` child here (mmengine imports this
-module by itself when it meets the scope, so ``custom_imports`` is optional).
-Classes built from these children still resolve plain names (``'Linear'``,
-``'CrossEntropyLoss'``) through the parent, and registering here never
-shadows an upstream class of the same name.
+Models, task utilities and metrics belong to one task: they live in
+children of mmdet's and mmseg's registries. ``type='mmohem.OHEMSampler'``
+in an mmdet config is looked up in mmdet's ``TASK_UTILS``, which finds its
+``mmohem`` child here (mmengine imports this module by itself when it meets
+the scope, so ``custom_imports`` is optional). Classes built from these
+children still resolve plain names (``'Linear'``, ``'CrossEntropyLoss'``)
+through the parent, and registering here never shadows an upstream class of
+the same name.
+
+Hooks and optimizer wrappers serve either task: each is registered once, in
+``HOOKS`` and ``OPTIM_WRAPPERS``, children of mmengine's root registries
+(as mmyolo registers its own). mmdet's and mmseg's registries have no
+``mmohem`` child for them, so mmengine looks ``mmohem.X`` up from the root,
+from an mmdet and an mmseg config alike.
 
 Either upstream package may be missing: the registries of the missing one
 raise an ``ImportError`` naming the package to install when used.
 """
 import importlib.util
-from typing import Any, List, Type
+from typing import Any, List
 
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
 _INSTALL_HINT = {
@@ -61,40 +71,22 @@ def _child(package: str, name: str, locations: List[str]) -> Any:
 
 DET_MODELS = _child('mmdet', 'MODELS', ['mmohem.det'])
 DET_TASK_UTILS = _child('mmdet', 'TASK_UTILS', ['mmohem.det'])
-DET_HOOKS = _child('mmdet', 'HOOKS',
-                   ['mmohem.det', 'mmohem.hooks', 'mmohem.vis'])
 SEG_MODELS = _child('mmseg', 'MODELS', ['mmohem.seg'])
 SEG_TASK_UTILS = _child('mmseg', 'TASK_UTILS', ['mmohem.seg'])
-SEG_HOOKS = _child('mmseg', 'HOOKS',
-                   ['mmohem.seg', 'mmohem.hooks', 'mmohem.vis'])
-
 DET_METRICS = _child('mmdet', 'METRICS', ['mmohem.evaluation'])
 SEG_METRICS = _child('mmseg', 'METRICS', ['mmohem.evaluation'])
-DET_OPTIM_WRAPPERS = _child('mmdet', 'OPTIM_WRAPPERS', ['mmohem.optim'])
-SEG_OPTIM_WRAPPERS = _child('mmseg', 'OPTIM_WRAPPERS', ['mmohem.optim'])
+
+HOOKS = Registry(
+    'hook',
+    parent=MMENGINE_HOOKS,
+    scope='mmohem',
+    locations=['mmohem.hooks', 'mmohem.vis'])
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper',
+    parent=MMENGINE_OPTIM_WRAPPERS,
+    scope='mmohem',
+    locations=['mmohem.optim'])
 
 #: Every mmohem registry (a missing package's raise ``ImportError`` on use).
-REGISTRIES = (DET_MODELS, DET_TASK_UTILS, DET_HOOKS, DET_METRICS,
-              DET_OPTIM_WRAPPERS, SEG_MODELS, SEG_TASK_UTILS, SEG_HOOKS,
-              SEG_METRICS, SEG_OPTIM_WRAPPERS)
-
-
-def _register_in_both(cls: Type, det_registry: Any, seg_registry: Any) -> Type:
-    """Register ``cls`` in the registries of the installed packages, so
-    that ``type='mmohem.X'`` finds it from an mmdet and an mmseg config."""
-    for package, registry in (('mmdet', det_registry), ('mmseg',
-                                                        seg_registry)):
-        if has_package(package):
-            registry.register_module(module=cls)
-    return cls
-
-
-def register_hook(cls: Type) -> Type:
-    """Class decorator: register a hook in ``DET_HOOKS`` and ``SEG_HOOKS``."""
-    return _register_in_both(cls, DET_HOOKS, SEG_HOOKS)
-
-
-def register_optim_wrapper(cls: Type) -> Type:
-    """Class decorator: register an optimizer wrapper in
-    ``DET_OPTIM_WRAPPERS`` and ``SEG_OPTIM_WRAPPERS``."""
-    return _register_in_both(cls, DET_OPTIM_WRAPPERS, SEG_OPTIM_WRAPPERS)
+REGISTRIES = (DET_MODELS, DET_TASK_UTILS, DET_METRICS, SEG_MODELS,
+              SEG_TASK_UTILS, SEG_METRICS, HOOKS, OPTIM_WRAPPERS)

@@ -1,3 +1,5 @@
+import os.path as osp
+import re
 import subprocess
 import sys
 import textwrap
@@ -6,14 +8,23 @@ import mmdet.models.losses as mmdet_losses
 import mmseg.models.losses as mmseg_losses
 import pytest
 from mmdet.models.task_modules.samplers import OHEMSampler as MMDetOHEMSampler
+from mmdet.registry import HOOKS as MMDET_HOOKS
+from mmdet.registry import OPTIM_WRAPPERS as MMDET_OPTIM_WRAPPERS
 from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
+from mmengine.registry import HOOKS as ENGINE_HOOKS
+from mmengine.registry import OPTIM_WRAPPERS as ENGINE_OPTIM_WRAPPERS
 from mmengine.registry import DefaultScope
+from mmseg.registry import HOOKS as MMSEG_HOOKS
+from mmseg.registry import OPTIM_WRAPPERS as MMSEG_OPTIM_WRAPPERS
 from mmseg.registry import TASK_UTILS as MMSEG_TASK_UTILS
 from mmseg.structures.sampler import OHEMPixelSampler
 
+import mmohem  # noqa: F401  (registers every mmohem class)
 from mmohem.det import OHEMSampler
-from mmohem.registry import (DET_MODELS, DET_TASK_UTILS, SEG_MODELS,
-                             SEG_TASK_UTILS)
+from mmohem.registry import (DET_MODELS, DET_TASK_UTILS, HOOKS, OPTIM_WRAPPERS,
+                             REGISTRIES, SEG_MODELS, SEG_TASK_UTILS)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _run(code: str) -> str:
@@ -98,3 +109,28 @@ def test_import_without_mmsegmentation_names_the_package():
     lines = out.strip().splitlines()
     assert len(lines) == 2
     assert all('mmseg' in line and 'pip install' in line for line in lines)
+
+
+def test_hooks_and_optim_wrappers_are_registered_once_under_mmengine():
+    assert ENGINE_HOOKS._children['mmohem'] is HOOKS
+    assert ENGINE_OPTIM_WRAPPERS._children['mmohem'] is OPTIM_WRAPPERS
+    for upstream in (MMDET_HOOKS, MMSEG_HOOKS, MMDET_OPTIM_WRAPPERS,
+                     MMSEG_OPTIM_WRAPPERS):
+        assert 'mmohem' not in upstream._children
+    for name, home in (('OHEMVisHook', HOOKS), ('CandidateLossHook', HOOKS),
+                       ('CPUAmpOptimWrapper', OPTIM_WRAPPERS)):
+        assert [r for r in REGISTRIES if name in r.module_dict] == [home]
+
+
+def test_readme_component_table_lists_what_is_registered():
+    with open(osp.join(ROOT, 'README.md')) as f:
+        text = f.read()
+    section = text[text.index('## What it gives you'):]
+    section = section[:section.index('\n## ', 1)]
+    first_cells = [
+        line.split('|')[1] for line in section.splitlines()
+        if line.startswith('| `mmohem.')
+    ]
+    listed = set(re.findall(r'`mmohem\.(\w+)`', ' '.join(first_cells)))
+    registered = set().union(*(r.module_dict for r in REGISTRIES))
+    assert listed == registered

@@ -6,7 +6,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
 
-from mmohem.registry import register_hook
+from mmohem.registry import HOOKS
 from mmohem.utils import check_range, read_only
 
 #: Its key in the logs (``train/`` in the MessageHub).
@@ -15,7 +15,7 @@ LOG_KEY = 'candidate_loss'
 LossFn = Callable[[nn.Module, Tensor, list], Tensor]
 
 
-@register_hook
+@HOOKS.register_module()
 class CandidateLossHook(Hook):
     """Every ``interval`` iterations, before the training step, log the
     mean loss of the model over all the candidates of the batch: every RoI

@@ -8,10 +8,10 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 from torch.optim import Optimizer
 
-from ..registry import register_optim_wrapper
+from ..registry import OPTIM_WRAPPERS
 
 
-@register_optim_wrapper
+@OPTIM_WRAPPERS.register_module()
 class CPUAmpOptimWrapper(OptimWrapper):
     """``OptimWrapper`` whose forward runs under ``torch.autocast('cpu')``.
 

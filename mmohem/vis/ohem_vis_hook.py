@@ -11,7 +11,7 @@ from mmengine.visualization import Visualizer
 from torch import Tensor, nn
 
 from mmohem.mining import CapturableMiner, MiningCapture
-from mmohem.registry import register_hook
+from mmohem.registry import HOOKS
 from mmohem.utils import (check_choice, check_range, reject_unknown_options,
                           signature_options)
 
@@ -26,7 +26,7 @@ PIXEL_ALPHA = 0.5
 CHANNEL_ORDERS = ('auto', 'bgr', 'rgb')
 
 
-@register_hook
+@HOOKS.register_module()
 class OHEMVisHook(Hook):
     """Draw the hard examples OHEM mines, every ``interval`` iterations.
 

@@ -1,12 +1,15 @@
 """The timing scripts of tools/analysis_tools/ start from any directory
-(their imports resolve), and the RoI profile runs at a tiny size."""
+(their imports resolve), the RoI profile runs at a tiny size, and the
+segmentation benchmark finds the repository's PSPNet config."""
 import glob
+import json
 import os.path as osp
 
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SCRIPTS = sorted(glob.glob(osp.join(ROOT, 'tools', 'analysis_tools', '*.py')))
+TOOLS = osp.join(ROOT, 'tools', 'analysis_tools')
+SCRIPTS = sorted(glob.glob(osp.join(TOOLS, '*.py')))
 ENTRY_POINTS = [s for s in SCRIPTS if not s.endswith('bench_common.py')]
 
 
@@ -26,18 +29,22 @@ def test_help_from_another_directory(script, tmp_path, run_script):
 
 
 def test_roi_profile_runs(tmp_path, run_script):
+    args = '--rois 16 --size 256 --repeats 1'.split()
     result = run_script(
-        osp.join(ROOT, 'tools', 'analysis_tools', 'profile_roi_forward.py'),
-        '--rois',
-        '16',
-        '--size',
-        '256',
-        '--repeats',
-        '1',
-        cwd=str(tmp_path))
+        osp.join(TOOLS, 'profile_roi_forward.py'), *args, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [
         line for line in result.stdout.splitlines()
         if '| mmcv |' in line or '| torchvision |' in line
     ]
     assert len(rows) == 2
+
+
+def test_seg_benchmark_times_a_pspnet_step(tmp_path, run_script):
+    out = tmp_path / 'seg.json'
+    args = f'--cases pspnet/ce --warmup 0 --repeats 1 --out {out}'.split()
+    result = run_script(
+        osp.join(TOOLS, 'bench_seg.py'), *args, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    [row] = json.loads(out.read_text())['results']
+    assert row['case'] == 'pspnet/ce' and row['median_ms'] > 0

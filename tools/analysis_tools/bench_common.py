@@ -1,4 +1,4 @@
-"""Shared machinery of the CPU training-iteration benchmarks (not a test).
+"""Shared machinery of the timing scripts (not a test).
 
 Each variant trains in its own subprocess (so ``ru_maxrss`` is that
 variant's peak resident memory); the iteration time is the median over the
@@ -84,6 +84,20 @@ def table(results: List[dict], first_header: str, part_header: str) -> str:
     ] for r in results])
 
 
+def run_child(script: str,
+              args: List[str],
+              env: Optional[Dict[str, str]] = None) -> dict:
+    """Run ``script`` with ``args`` in a fresh interpreter, one measurement
+    per process (so that its peak memory is its own), and return the JSON
+    object printed on its last line of output."""
+    out = subprocess.run([sys.executable, script, *args],
+                         env=env,
+                         check=True,
+                         capture_output=True,
+                         text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main(
     script: str,
     variants: Dict[str, object],
@@ -132,13 +146,10 @@ def main(
     results = []
     for name in args.variants:
         print(f'running {name} ...', file=sys.stderr, flush=True)
-        out = subprocess.run(
-            [sys.executable, script, '--variant', name] +
-            [f'--{k.replace("_", "-")}={v}' for k, v in settings.items()],
-            check=True,
-            capture_output=True,
-            text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        results.append(
+            run_child(
+                script, ['--variant', name] +
+                [f'--{k.replace("_", "-")}={v}' for k, v in settings.items()]))
     print(table(results, *headers))
     with open(args.out, 'w') as f:
         json.dump(dict(settings, results=results), f, indent=2)

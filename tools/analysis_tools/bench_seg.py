@@ -42,11 +42,11 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 from typing import Callable, Dict, List
 
 import torch
+from bench_common import run_child
 from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.models.losses import CrossEntropyLoss
@@ -64,7 +64,8 @@ THRESH = 0.7
 MIN_KEPT = 100000
 PSP_SHAPE = (2, 3, 256, 512)
 PSP_MIN_KEPT = MIN_KEPT * PSP_SHAPE[2] * PSP_SHAPE[3] // (512 * 1024)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(
     ROOT, 'configs', 'pspnet',
     'pspnet_r50-d8_mmohem-ohem_4xb2-40k_cityscapes-512x1024.py')
@@ -215,18 +216,14 @@ def spawn(case: str, regime: str, what: str, args) -> Dict:
     env = dict(os.environ, PYTHONWARNINGS='ignore')
     if what == 'memory':
         env['MALLOC_MMAP_THRESHOLD_'] = '65536'
-    cmd = [
-        sys.executable,
-        os.path.abspath(__file__), '--child', case, '--regime', regime,
-        '--measure', what, '--warmup',
-        str(args.warmup), '--repeats',
-        str(args.repeats), '--threads',
-        str(args.threads), '--device', args.device
-    ]
-    out = subprocess.run(
-        cmd, env=env, cwd=ROOT, check=True, capture_output=True,
-        text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_child(
+        os.path.abspath(__file__), [
+            '--child', case, '--regime', regime, '--measure', what, '--warmup',
+            str(args.warmup), '--repeats',
+            str(args.repeats), '--threads',
+            str(args.threads), '--device', args.device
+        ],
+        env=env)
 
 
 def table(results: List[Dict]) -> str:
