@@ -8,8 +8,8 @@ Usage::
 ``tools/gpu_check.sh`` sets up the environment and runs this, then the
 GPU timing benchmarks. Sections (``--sections`` picks some):
 
-* ``build``: versions; mmcv built with its CUDA ops; mmcv's ``nms`` and
-  ``RoIAlign`` run on the device.
+* ``build``: versions; mmcv's ``nms`` and ``RoIAlign`` run on the device
+  (on CUDA: mmcv has its CUDA ops).
 * ``amp``: one autocast step (float16 on CUDA, bfloat16 on a CPU) of
   Faster R-CNN FPN, Cascade R-CNN and Faster R-CNN C4: every RoI-head
   parameter that gets a gradient with the config's sampler gets one with
@@ -22,7 +22,7 @@ GPU timing benchmarks. Sections (``--sections`` picks some):
   (``torch.cuda.set_sync_debug_mode``; host reads on a CPU).
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out`` and exits 1
-when a check fails (``build`` on CUDA, ``amp``, ``agreement``).
+when a check fails (``build``, ``amp``, ``agreement``).
 """
 import argparse
 import json
@@ -45,13 +45,36 @@ QUICK_NMS_SIZES = (2000, 4000)
 
 def check_build(device: str) -> Dict:
     """Versions, and whether mmcv's ``nms`` and ``RoIAlign`` run on
-    ``device`` (on CUDA: mmcv has its CUDA ops; mmcv raises otherwise).
+    ``device`` (on CUDA: mmcv has its CUDA ops). If they raise (mmcv without
+    its CUDA ops does), the build fails with the ``error`` and the other
+    sections still run.
 
     ``mmcv.ops.get_compiling_cuda_version`` is not called: in the ops-only
     build of ``tools/gpu/build_mmcv_ops.py`` it crashed the process on an
     H200 (torch 2.11, CUDA 13) while both ops ran.
     """
     import mmcv
+    versions = dict(
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        mmcv=mmcv.__version__,
+        python=platform.python_version(),
+        device=(torch.cuda.get_device_name() if device == 'cuda' else
+                platform.processor() or platform.machine()))
+    try:
+        ops_run = mmcv_ops_run(device)
+    except Exception as error:  # reported, and the check fails
+        return dict(
+            versions,
+            ops_run=False,
+            ok=False,
+            error=f'{type(error).__name__}: {error}')
+    return dict(versions, ops_run=ops_run, ok=ops_run)
+
+
+def mmcv_ops_run(device: str) -> bool:
+    """Whether mmcv's ``nms`` and ``RoIAlign`` give the known answer of a
+    tiny case on ``device``."""
     from mmcv.ops import RoIAlign, nms
     boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]],
                          device=device)
@@ -59,16 +82,7 @@ def check_build(device: str) -> Dict:
     feats = torch.rand(1, 4, 8, 8, device=device)
     rois = torch.tensor([[0., 0., 0., 4., 4.]], device=device)
     pooled = RoIAlign((2, 2), 1.0)(feats, rois)
-    ops_run = keep.tolist() == [0] and pooled.shape == (1, 4, 2, 2)
-    return dict(
-        torch=torch.__version__,
-        cuda=torch.version.cuda,
-        mmcv=mmcv.__version__,
-        python=platform.python_version(),
-        device=(torch.cuda.get_device_name() if device == 'cuda' else
-                platform.processor() or platform.machine()),
-        ops_run=ops_run,
-        ok=ops_run)
+    return keep.tolist() == [0] and pooled.shape == (1, 4, 2, 2)
 
 
 def check_amp(device: str, quick: bool) -> List[Dict]:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from mmcv.ops import batched_nms
 
-from mmohem.checks import rpn_nms_in_one_call, small_detector
+from mmohem.checks import amp_grads, rpn_nms_in_one_call, small_detector
 
 C4 = 'faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py'
 
@@ -34,3 +34,21 @@ def test_one_call_rpn_nms_takes_float16_scores():
     boxes, scores, levels = _rpn_like(10500)
     dets, keep = batched_nms(boxes, scores, levels, nms_cfg)
     assert dets.dtype == torch.float32 and 0 < len(keep) <= 10500
+
+
+def test_the_check_builds_its_detectors_with_one_call_rpn_nms(monkeypatch):
+    split_thrs = []
+
+    class Built(Exception):
+        """Stops the check once the first detector's config is made."""
+
+    def spy(model):
+        proposal = rpn_nms_in_one_call(model).train_cfg.rpn_proposal
+        split_thrs.append((proposal.nms.split_thr, proposal.nms_pre))
+        raise Built
+
+    monkeypatch.setattr(amp_grads, 'rpn_nms_in_one_call', spy)
+    with pytest.raises(Built):
+        amp_grads.amp_gradient_check(C4, 'cpu', torch.bfloat16)
+    [(split_thr, nms_pre)] = split_thrs
+    assert split_thr > nms_pre

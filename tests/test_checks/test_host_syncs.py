@@ -2,6 +2,7 @@
 import torch
 
 from mmohem.checks import count_host_syncs, miner_host_syncs
+from mmohem.checks.host_syncs import cuda_sync_calls
 
 
 def test_counter_sees_host_reads_and_mask_indexing():
@@ -28,3 +29,14 @@ def test_miners_wait_for_the_device_only_where_the_data_decides():
         'SSD batch (8x8732, keep 64)': ['tolist', 'nonzero', '__bool__'],
         'pixels (8x19x128x256)': ['tolist', 'tolist', 'tolist', 'nonzero'],
     }
+
+
+def test_cuda_count_leaves_out_the_prototype_notice():
+    """The warnings one CUDA step gave on an H200: torch's notice that sync
+    debug mode is a prototype, then one warning per synchronising call."""
+    notice = ('Synchronization debug mode is a prototype feature and does '
+              'not yet detect all synchronizing operations (Triggered '
+              'internally at /pytorch/torch/csrc/cuda/Module.cpp:1003.)')
+    call = ('called a synchronizing CUDA operation (Triggered internally '
+            'at /pytorch/c10/cuda/CUDAFunctions.cpp:162.)')
+    assert cuda_sync_calls([notice, call, 'unrelated', call]) == [call] * 2

@@ -49,7 +49,7 @@ def test_a_config_that_raises_fails_its_row_and_the_others_run(
     import mmohem.checks
 
     def fake_check(name, device, dtype, depth, size):
-        if 'c4' in name:
+        if name == gpu_check.AMP_CONFIGS[0]:
             raise RuntimeError('Index put requires the source and '
                                'destination dtypes match')
         return dict(
@@ -62,11 +62,26 @@ def test_a_config_that_raises_fails_its_row_and_the_others_run(
 
     monkeypatch.setattr(mmohem.checks, 'amp_gradient_check', fake_check)
     rows = gpu_check.check_amp('cpu', quick=True)
-    assert [r['ok'] for r in rows] == [True, True, False]
-    assert rows[2]['error'].startswith('RuntimeError: Index put')
+    assert [r['ok'] for r in rows] == [False, True, True]
+    assert rows[0]['error'].startswith('RuntimeError: Index put')
+    assert [r['config'] for r in rows] == list(gpu_check.AMP_CONFIGS)
     results = dict(amp=rows)
     failed = gpu_check.failures(results)
-    assert failed == [f'amp: {gpu_check.AMP_CONFIGS[2]}']
+    assert failed == [f'amp: {gpu_check.AMP_CONFIGS[0]}']
     text = gpu_check.report(results, 'cpu', failed, 'cmd')
     assert 'error: RuntimeError: Index put' in text
     assert '| 4 | 0 | 1 |' in text
+
+
+def test_ops_that_raise_fail_the_build_with_the_error(load_tool, monkeypatch):
+    gpu_check = load_tool('gpu_check')
+
+    def no_cuda_ops(device):
+        raise RuntimeError('nms_impl is not compiled with GPU support')
+
+    monkeypatch.setattr(gpu_check, 'mmcv_ops_run', no_cuda_ops)
+    build = gpu_check.check_build('cpu')
+    assert not build['ok'] and not build['ops_run']
+    assert build['error'] == ('RuntimeError: nms_impl is not compiled with '
+                              'GPU support')
+    assert gpu_check.failures(dict(build=build)) == ['build']
