@@ -43,6 +43,11 @@ NMS_SIZES = (16384, 65536, 200000)
 QUICK_NMS_SIZES = (2000, 4000)
 
 
+def describe(error: Exception) -> str:
+    """An exception as a report shows it: ``'TypeName: message'``."""
+    return f'{type(error).__name__}: {error}'
+
+
 def check_build(device: str) -> Dict:
     """Versions, and whether mmcv's ``nms`` and ``RoIAlign`` run on
     ``device`` (on CUDA: mmcv has its CUDA ops). If they raise (mmcv without
@@ -64,11 +69,7 @@ def check_build(device: str) -> Dict:
     try:
         ops_run = mmcv_ops_run(device)
     except Exception as error:  # reported, and the check fails
-        return dict(
-            versions,
-            ops_run=False,
-            ok=False,
-            error=f'{type(error).__name__}: {error}')
+        return dict(versions, ops_run=False, ok=False, error=describe(error))
     return dict(versions, ops_run=ops_run, ok=ops_run)
 
 
@@ -107,7 +108,7 @@ def check_amp(device: str, quick: bool) -> List[Dict]:
                     config=name,
                     dtype=str(dtype).replace('torch.', ''),
                     ok=False,
-                    error=f'{type(error).__name__}: {error}'))
+                    error=describe(error)))
     return rows
 
 

@@ -2,6 +2,7 @@
 (their imports resolve), the RoI profile runs at a tiny size, and the
 segmentation benchmark finds the repository's PSPNet config."""
 import glob
+import importlib.util
 import json
 import os.path as osp
 
@@ -48,3 +49,13 @@ def test_seg_benchmark_times_a_pspnet_step(tmp_path, run_script):
     assert result.returncode == 0, result.stderr[-2000:]
     [row] = json.loads(out.read_text())['results']
     assert row['case'] == 'pspnet/ce' and row['median_ms'] > 0
+
+
+def test_configs_are_read_from_the_repository_anywhere(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location(
+        'bench_common', osp.join(TOOLS, 'bench_common.py'))
+    bench_common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_common)
+    monkeypatch.chdir(tmp_path)
+    cfg = bench_common.repo_config('configs/ssd/ssd300_mmohem-ohem_coco.py')
+    assert cfg.model.train_cfg.sampler.type == 'mmohem.OHEMSampler'

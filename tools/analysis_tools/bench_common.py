@@ -9,12 +9,43 @@ CUDA work before each clock reading, so they measure a GPU run too.
 """
 import argparse
 import json
+import os.path as osp
 import subprocess
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
 from mmohem.benchmark.timing import time_training
 from mmohem.utils import markdown_table
+
+#: The repository root: the scripts read its configs from any directory.
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def repo_config(path: str):
+    """The config at ``path``, relative to the repository root."""
+    from mmengine.config import Config
+    return Config.fromfile(osp.join(REPO, path))
+
+
+def time_dense_head(args: argparse.Namespace,
+                    num_items: int,
+                    upstream: Optional[str] = None,
+                    ohem: Optional[str] = None,
+                    nms_thr: Optional[float] = None) -> dict:
+    """Time the training of a one-stage detector: mmdet's ``upstream``
+    config (a path under ``mmdet::``), or mmohem's ``ohem`` config (a path
+    in the repository) with the miner's NMS IoU set to ``nms_thr``; the
+    part timed is the head's ``loss_by_feat``."""
+    from mmengine.hub import get_config
+
+    mmdet_ready()
+    if upstream is not None:
+        cfg = get_config(f'mmdet::{upstream}')
+    else:
+        cfg = repo_config(ohem)
+        cfg.model.train_cfg.sampler.nms_thr = nms_thr
+    return time_detector(cfg.model, args, num_items, lambda model:
+                         (model.bbox_head, 'loss_by_feat'))
 
 
 def time_detector(model_cfg, args: argparse.Namespace, num_items: int,

@@ -15,7 +15,7 @@ Usage::
 """
 import argparse
 
-from bench_common import main, mmdet_ready, time_detector
+from bench_common import main, time_dense_head
 
 VARIANTS = {
     'RetinaHead (mmdet, focal loss)': None,
@@ -26,18 +26,14 @@ VARIANTS = {
 
 def run_variant(name: str, args: argparse.Namespace) -> dict:
     """Build RetinaNet with one head and time its training."""
-    from mmengine.config import Config
-    from mmengine.hub import get_config
-
-    mmdet_ready()
     if name.startswith('RetinaHead'):
-        cfg = get_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py')
-    else:
-        cfg = Config.fromfile('configs/retinanet/'
-                              'retinanet_r50_fpn_mmohem-ohem_1x_coco.py')
-        cfg.model.train_cfg.sampler.nms_thr = VARIANTS[name]
-    return time_detector(cfg.model, args, 8, lambda model:
-                         (model.bbox_head, 'loss_by_feat'))
+        return time_dense_head(
+            args, 8, upstream='retinanet/retinanet_r50_fpn_1x_coco.py')
+    return time_dense_head(
+        args,
+        8,
+        ohem='configs/retinanet/retinanet_r50_fpn_mmohem-ohem_1x_coco.py',
+        nms_thr=VARIANTS[name])
 
 
 if __name__ == '__main__':

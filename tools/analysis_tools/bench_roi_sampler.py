@@ -16,21 +16,14 @@ import argparse
 
 from bench_common import main, mmdet_ready, time_detector
 
+# The options of the config's RandomSampler, which mmdet's OHEMSampler shares.
+UPSTREAM = dict(
+    num=512, pos_fraction=0.25, neg_pos_ub=-1, add_gt_as_proposals=True)
 VARIANTS = {
     'RandomSampler (mmdet)':
-    dict(
-        type='RandomSampler',
-        num=512,
-        pos_fraction=0.25,
-        neg_pos_ub=-1,
-        add_gt_as_proposals=True),
+    dict(UPSTREAM, type='RandomSampler'),
     'OHEMSampler (mmdet)':
-    dict(
-        type='OHEMSampler',
-        num=512,
-        pos_fraction=0.25,
-        neg_pos_ub=-1,
-        add_gt_as_proposals=True),
+    dict(UPSTREAM, type='OHEMSampler'),
     'mmohem OHEMSampler, NMS 0.7':
     dict(type='mmohem.OHEMSampler', num=512, nms_thr=0.7),
     'mmohem OHEMSampler, no NMS':

@@ -46,8 +46,7 @@ import sys
 from typing import Callable, Dict, List
 
 import torch
-from bench_common import run_child
-from mmengine.config import Config
+from bench_common import repo_config, run_child
 from mmengine.structures import PixelData
 from mmseg.models.losses import CrossEntropyLoss
 from mmseg.registry import MODELS
@@ -64,11 +63,8 @@ THRESH = 0.7
 MIN_KEPT = 100000
 PSP_SHAPE = (2, 3, 256, 512)
 PSP_MIN_KEPT = MIN_KEPT * PSP_SHAPE[2] * PSP_SHAPE[3] // (512 * 1024)
-ROOT = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(
-    ROOT, 'configs', 'pspnet',
-    'pspnet_r50-d8_mmohem-ohem_4xb2-40k_cityscapes-512x1024.py')
+CONFIG = ('configs/pspnet/'
+          'pspnet_r50-d8_mmohem-ohem_4xb2-40k_cityscapes-512x1024.py')
 
 CASES = {
     'sampler/mmseg': ('sampler', 'mmseg OHEMPixelSampler'),
@@ -145,7 +141,7 @@ def loss_step(case: str, regime: str, device: str) -> Callable[[], None]:
 def pspnet_step(case: str, regime: str, device: str) -> Callable[[], None]:
     """One PSPNet-R18 training step with the case's OHEM (or none)."""
     register_all_modules(init_default_scope=True)
-    model_cfg = Config.fromfile(CONFIG).model
+    model_cfg = repo_config(CONFIG).model
     model_cfg.pretrained = None
     model_cfg.backbone.depth = 18
     model_cfg.decode_head.update(in_channels=512, channels=128)

@@ -13,7 +13,7 @@ Usage::
 """
 import argparse
 
-from bench_common import main, mmdet_ready, time_detector
+from bench_common import main, time_dense_head
 
 VARIANTS = {
     'SSDHead (mmdet, 3:1)': None,
@@ -24,17 +24,13 @@ VARIANTS = {
 
 def run_variant(name: str, args: argparse.Namespace) -> dict:
     """Build SSD300 with one head and time its training."""
-    from mmengine.config import Config
-    from mmengine.hub import get_config
-
-    mmdet_ready()
     if name.startswith('SSDHead'):
-        cfg = get_config('mmdet::ssd/ssd300_coco.py')
-    else:
-        cfg = Config.fromfile('configs/ssd/ssd300_mmohem-ohem_coco.py')
-        cfg.model.train_cfg.sampler.nms_thr = VARIANTS[name]
-    return time_detector(cfg.model, args, 6, lambda model:
-                         (model.bbox_head, 'loss_by_feat'))
+        return time_dense_head(args, 6, upstream='ssd/ssd300_coco.py')
+    return time_dense_head(
+        args,
+        6,
+        ohem='configs/ssd/ssd300_mmohem-ohem_coco.py',
+        nms_thr=VARIANTS[name])
 
 
 if __name__ == '__main__':
