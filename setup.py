@@ -3,6 +3,9 @@ pins of the development environment live in requirements/constraints.txt."""
 import os.path as osp
 from setuptools import find_packages, setup
 
+#: The scripts of tools/ the package ships, in mmohem/.mim/tools/
+TOOLS = ('train.py', 'test.py', 'dist_train.sh', 'benchmark.py')
+
 
 def _version() -> str:
     scope: dict = {}
@@ -27,15 +30,18 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['mmohem', 'mmohem.*']),
-    # configs/ and model-index.yml ship inside the package as mmohem/.mim/
-    # (the OpenMMLab layout; in the checkout both are symlinks to the
-    # top-level ones, which the build copies), so that `mim search mmohem`
-    # and package-relative lookups find them once installed.
+    # configs/, model-index.yml, the tools `mim train|test|run mmohem` run
+    # and the demo backbones the demo configs start from ship inside the
+    # package as mmohem/.mim/ (the OpenMMLab layout; in the checkout each is
+    # a symlink to the top-level one, which the build copies), so that `mim
+    # search|train mmohem` and the configs' paths relative to themselves
+    # work once installed.
     package_data={
         'mmohem': [
             '.mim/model-index.yml', '.mim/configs/**/*.py',
-            '.mim/configs/**/*.yml', '.mim/configs/**/*.md'
-        ]
+            '.mim/configs/**/*.yml', '.mim/configs/**/*.md',
+            '.mim/checkpoints/demo/*.pth', '.mim/checkpoints/demo/*.json'
+        ] + [f'.mim/tools/{tool}' for tool in TOOLS]
     },
     python_requires='>=3.8',
     install_requires=[

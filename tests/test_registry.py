@@ -1,3 +1,5 @@
+import importlib
+import io
 import os.path as osp
 import re
 import subprocess
@@ -20,9 +22,13 @@ from mmseg.registry import TASK_UTILS as MMSEG_TASK_UTILS
 from mmseg.structures.sampler import OHEMPixelSampler
 
 import mmohem  # noqa: F401  (registers every mmohem class)
+from mmohem import list_components
+from mmohem.components import registered_components
 from mmohem.det import OHEMSampler
 from mmohem.registry import (DET_MODELS, DET_TASK_UTILS, HOOKS, OPTIM_WRAPPERS,
                              REGISTRIES, SEG_MODELS, SEG_TASK_UTILS)
+from mmohem.seg.ohem_cross_entropy import OhemCrossEntropySampler
+from mmohem.utils import signature_options
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -85,8 +91,8 @@ def test_scoped_type_resolves_from_an_mmdet_config(custom_imports):
     assert upstream.startswith('mmdet.')
 
 
-def test_import_without_mmsegmentation_names_the_package():
-    out = _run('''
+# Code run first in a child interpreter where mmseg cannot be imported.
+WITHOUT_MMSEG = '''
         import sys
         from importlib.abc import MetaPathFinder
 
@@ -96,6 +102,11 @@ def test_import_without_mmsegmentation_names_the_package():
                     raise ModuleNotFoundError(name)
 
         sys.meta_path.insert(0, Block())
+'''
+
+
+def test_import_without_mmsegmentation_names_the_package():
+    out = _run(WITHOUT_MMSEG + '''
         import mmohem
         from mmohem.det import OHEMSampler
         from mmohem.registry import SEG_MODELS
@@ -134,3 +145,69 @@ def test_readme_component_table_lists_what_is_registered():
     listed = set(re.findall(r'`mmohem\.(\w+)`', ' '.join(first_cells)))
     registered = set().union(*(r.module_dict for r in REGISTRIES))
     assert listed == registered
+
+
+def test_registered_components_are_what_the_registries_hold():
+    listed = {(c.type, c.cls) for c in registered_components()}
+    held = {(f'mmohem.{name}', cls)
+            for registry in REGISTRIES
+            for name, cls in registry.module_dict.items()}
+    assert listed == held
+    homes = {c.type: c.registry for c in registered_components()}
+    assert homes['mmohem.OHEMSampler'] == 'mmdet.registry.TASK_UTILS'
+    assert homes['mmohem.OHEMVisHook'] == 'mmengine.registry.HOOKS'
+    assert homes['mmohem.CPUAmpOptimWrapper'] == \
+        'mmengine.registry.OPTIM_WRAPPERS'
+
+
+def test_each_listed_type_resolves_through_its_listed_registry():
+    for component in registered_components():
+        module, name = component.registry.rsplit('.', 1)
+        upstream = getattr(importlib.import_module(module), name)
+        assert upstream.get(component.type) is component.cls, component
+
+
+def test_list_components_prints_each_type_under_its_registry():
+    out = io.StringIO()
+    list_components(out)
+    sections = dict((block.split(':\n', 1)[0], block)
+                    for block in out.getvalue().split('\n\n')[1:])
+    for component in registered_components():
+        assert f"type='{component.type}'" in sections[component.registry]
+    assert 'unusable' not in out.getvalue()
+
+
+def test_list_components_without_mmsegmentation_says_why():
+    out = _run(WITHOUT_MMSEG + '''
+        import mmohem
+        mmohem.list_components()
+        ''')
+    assert 'mmdet.registry.TASK_UTILS:' in out
+    assert 'mmseg.registry' not in out
+    unusable = [line for line in out.splitlines() if 'unusable' in line]
+    assert len(unusable) == 3  # mmseg's MODELS, TASK_UTILS and METRICS
+    assert all('pip install' in line for line in unusable)
+
+
+def test_python_m_mmohem_prints_the_listing():
+    proc = subprocess.run([sys.executable, '-m', 'mmohem'],
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = io.StringIO()
+    list_components(out)
+    assert proc.stdout == out.getvalue()
+
+
+@pytest.mark.parametrize('cls, given', [
+    (OHEMSampler, dict(num=4, nms_thresh=0.5)),
+    (OhemCrossEntropySampler, dict(thres=0.5)),
+])
+def test_unknown_option_errors_list_user_options_only(cls, given):
+    with pytest.raises(TypeError, match='allowed options are') as error:
+        cls(context=None, **given)
+    allowed = str(error.value).split('allowed options are ')[1]
+    assert 'context' not in allowed
+    assert allowed.rstrip('.').split(', ') == sorted(
+        set(signature_options(cls.__init__)))

@@ -12,20 +12,16 @@ Modes (exactly one):
     dataset (generated into ``--data-root`` first if missing or stale).
     Each run is a ``tools/train.py`` subprocess; ``--jobs`` of them run at
     once with ``--threads`` torch threads each, all arms of an experiment
-    and seed queued together. ``--experiments`` (alias ``--pairs``) picks
-    experiments. An arm whose config names an ``mmohem.X`` type that is
-    not registered yet is skipped, with a line saying so; so is an
-    experiment left with its baseline alone.
+    and seed queued together. ``--experiments`` picks experiments.
 
 ``--work-dirs ENTRY [ENTRY ...]``
     Builds the same table from finished mmengine work dirs, without
     training (e.g. COCO or Cityscapes runs made on a GPU machine). An
     ENTRY is ``arm=NAME:DIR[,DIR...]`` (repeated, one per arm, the first
     being the baseline; one work dir per seed) with an optional
-    ``name=LABEL``; ``base=DIR[,DIR...]`` and ``ohem=DIR[,DIR...]`` are the
-    arms ``baseline`` (always first) and ``OHEM``. An experiment ends at
-    a second ``name=`` or a repeated arm name. Or an ENTRY is a ROOT
-    folder laid out as this tool writes its runs::
+    ``name=LABEL``. An experiment ends at a second ``name=`` or a repeated
+    arm name. Or an ENTRY is a ROOT folder laid out as this tool writes
+    its runs::
 
         ROOT/<model>/baseline/<run>/  one mmengine work dir per seed
         ROOT/<model>/<arm>/<run>/     any other arms, in sorted order
@@ -38,13 +34,16 @@ Modes (exactly one):
     (mmengine's CUDA peak, MiB) the memory; without it, the peak RSS this
     tool recorded in ``mmohem_run.json``.
 
-Outputs in ``--out``: ``benchmark.md`` (the table), ``benchmark.json``
-(rows, every run's experiment, arm, metrics, timing, memory) and
-``benchmark.png`` (metric bars, loss and candidate-loss curves of every
-arm, the ``ohem/...`` mining statistics). Demo runs go to
-``--out/runs/<experiment>/<arm>/seed<k>/`` (replaced on each run; ``<arm>``
-is ``baseline`` for the baseline, else the arm's name made folder-safe,
-e.g. ``mmdet-OHEM``), a layout ``--work-dirs`` reads back.
+Outputs in ``--out``: ``benchmark.md`` (the table and its provenance),
+``benchmark.json`` (rows; every run's experiment, arm, metrics, timing,
+memory, torch threads and the most runs at once; the provenance: git commit
+and changed files, package versions, Python, platform, CPU and, with
+``--demo``, the demo data's digest) and ``benchmark.png`` (metric bars, loss
+and candidate-loss curves of every arm, the ``ohem_...`` mining
+statistics; logs of earlier versions, ``ohem/...``, read alike). Demo runs
+go to ``--out/runs/<experiment>/<arm>/seed<k>/`` (replaced on each run;
+``<arm>`` is ``baseline`` for the baseline, else the arm's name made
+folder-safe, e.g. ``mmdet-OHEM``), a layout ``--work-dirs`` reads back.
 
 Examples::
 
@@ -53,8 +52,6 @@ Examples::
     python tools/benchmark.py --work-dirs arm=baseline:work_dirs/frcnn \\
         'arm=mmdet OHEM:work_dirs/frcnn_mmdet_ohem' \\
         'arm=mmohem OHEM:work_dirs/frcnn_ohem' name='R50-FPN'
-    python tools/benchmark.py --work-dirs \\
-        base=work_dirs/frcnn_r50 ohem=work_dirs/frcnn_r50_ohem name='R50-FPN'
 """
 import argparse
 import json
@@ -68,12 +65,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from mmohem.benchmark.logs import is_work_dir, read_work_dir
+from mmohem.benchmark.logs import RunLog, is_work_dir, read_work_dir
 from mmohem.benchmark.pairs import (DEMO_EXPERIMENTS, Experiment,
-                                    data_root_options, runnable_arms,
-                                    schedule_options)
+                                    data_root_options, schedule_options)
 from mmohem.benchmark.plots import save_figure
-from mmohem.benchmark.runs import Job, Outcome, Reporter, run_jobs
+from mmohem.benchmark.provenance import markdown_lines, provenance
+from mmohem.benchmark.runs import Job, Outcome, Reporter, run_jobs, thread_env
 from mmohem.benchmark.table import (METRICS, TRAIN_WINDOW, ArmRuns,
                                     ExperimentRuns, Row, build_rows,
                                     markdown_table, run_summary)
@@ -107,12 +104,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='output folder (default: %(default)s)')
     parser.add_argument(
         '--experiments',
-        '--pairs',
         nargs='+',
         metavar='KEY',
         help='demo experiments to run, of ' + _keys(DEMO_EXPERIMENTS) +
-        ' (default: ' + _keys(e for e in DEMO_EXPERIMENTS if e.default) +
-        '); --pairs is an alias')
+        ' (default: ' + _keys(e for e in DEMO_EXPERIMENTS if e.default) + ')')
     parser.add_argument(
         '--seeds',
         type=int,
@@ -170,17 +165,16 @@ def _keys(experiments: Iterable[Experiment]) -> str:
     return ', '.join(e.key for e in experiments)
 
 
-def demo(
-    args: argparse.Namespace, reporter: Reporter
-) -> Tuple[List[ExperimentRuns], List[Tuple[str, str]], List[str]]:
+def demo(args: argparse.Namespace,
+         reporter: Reporter) -> Tuple[List[ExperimentRuns], List[str]]:
     """Prepare the data, train the demo experiments, read their work dirs.
 
     Returns:
-        tuple[list, list, list]: The experiments' runs, the skipped arms
-        and experiments (``(what, reason)``) and the failed runs (labels).
+        tuple[list, list]: The experiments' runs and the failed runs
+        (labels).
     """
-    experiments, skipped = _runnable_experiments(args.experiments, reporter)
-    data_root = osp.join(ROOT, args.data_root)
+    experiments = _demo_experiments(args.experiments)
+    data_root = _data_root(args)
     _prepare_data(data_root, args, reporter)
     jobs = _jobs(experiments, args, data_root)
     failed: List[str] = []
@@ -192,7 +186,13 @@ def demo(
 
     run_jobs(jobs, args.jobs, reporter, done)
     return [_read_experiment(e, args.out, args.seeds)
-            for e in experiments], skipped, failed
+            for e in experiments], failed
+
+
+def _data_root(args: argparse.Namespace) -> str:
+    """The demo dataset folder (``--data-root`` relative to the
+    repository)."""
+    return osp.join(ROOT, args.data_root)
 
 
 def _prepare_data(data_root: str, args: argparse.Namespace,
@@ -208,36 +208,28 @@ def _prepare_data(data_root: str, args: argparse.Namespace,
         reporter.line(f'demo data: {data_root} is current')
 
 
-def _runnable_experiments(
-        keys: Optional[Sequence[str]],
-        reporter: Reporter) -> Tuple[List[Experiment], List[Tuple[str, str]]]:
-    """The requested demo experiments, without the arms whose mmohem types
-    are not all registered."""
+def _demo_experiments(keys: Optional[Sequence[str]]) -> List[Experiment]:
+    """The demo experiments named by ``keys`` (default: the default ones).
+
+    Raises:
+        SystemExit: On a key that names no demo experiment.
+    """
     known = {e.key: e for e in DEMO_EXPERIMENTS}
     unknown = sorted(set(keys or []) - set(known))
     if unknown:
         raise SystemExit(
             f'unknown experiment(s) {unknown}; known: {list(known)}')
-    runnable, skipped = [], []
-    default = [e.key for e in DEMO_EXPERIMENTS if e.default]
-    for key in keys or default:
-        experiment, skips = runnable_arms(known[key], ROOT)
-        for what, reason in skips:
-            reporter.line(f'skipped {what}: {reason}')
-        skipped += skips
-        if experiment is not None:
-            runnable.append(experiment)
-    return runnable, skipped
+    return [
+        known[k]
+        for k in keys or (e.key for e in DEMO_EXPERIMENTS if e.default)
+    ]
 
 
 def _jobs(experiments: List[Experiment], args: argparse.Namespace,
           data_root: str) -> List[Job]:
     """One job per (seed, experiment, arm); the arms of an experiment run
     together."""
-    env = {
-        'OMP_NUM_THREADS': str(args.threads),
-        'MKL_NUM_THREADS': str(args.threads)
-    }
+    env = thread_env(args.threads)
     jobs = []
     for seed in range(args.seeds):
         for experiment in experiments:
@@ -303,8 +295,9 @@ def write_report(out: str, rows: List[Row], experiments: List[ExperimentRuns],
     """Write benchmark.md / .json / .png; return the Markdown table."""
     os.makedirs(out, exist_ok=True)
     table = markdown_table(rows)
+    logs = [r for e in experiments for arm in e.arms for r in arm.runs]
     with open(osp.join(out, 'benchmark.md'), 'w', encoding='utf-8') as f:
-        f.write(_markdown_page(table, meta))
+        f.write(_markdown_page(table, meta, logs))
     runs = [
         dict(experiment=e.model, arm=arm.name, **run_summary(r))
         for e in experiments for arm in e.arms for r in arm.runs
@@ -318,18 +311,22 @@ def write_report(out: str, rows: List[Row], experiments: List[ExperimentRuns],
     return table
 
 
-def _markdown_page(table: str, meta: dict) -> str:
-    """benchmark.md: command, table, notes, skipped and failed runs."""
+def _markdown_page(table: str, meta: dict, runs: List[RunLog]) -> str:
+    """benchmark.md: command, table, notes, failed runs, provenance."""
     lines = [
         '# OHEM benchmark: arms vs baseline', '',
         f'Command: `{meta["command"]}`', '', table, '', NOTES
     ]
-    for what, reason in meta.get('skipped', []):
-        lines.append(f'- skipped `{what}`: {reason}')
-    for label in meta.get('failed', []):
+    for label in meta['failed']:
         lines.append(f'- FAILED run `{label}` (not in the table)')
-    if meta.get('wall_s') is not None:
+    if meta['wall_s'] is not None:
         lines.append(f'- wall time of the command: {meta["wall_s"]:.0f} s')
+    lines += ['', '## Provenance', '']
+    lines += markdown_lines(meta['provenance'], runs)
+    if meta['settings'] is None:
+        lines.append('- code and machine are those of this command, which '
+                     'read the runs; those that trained them are not '
+                     'recorded here')
     lines += [
         '', '![metrics, losses and mining statistics](benchmark.png)', ''
     ]
@@ -365,10 +362,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.perf_counter()
     reporter = Reporter()
     if args.demo:
-        experiments, skipped, failed = demo(args, reporter)
+        experiments, failed = demo(args, reporter)
     else:
         experiments = [e.read() for e in parse_entries(args.work_dirs)]
-        skipped, failed = [], []
+        failed = []
     rows = build_rows(experiments)
     meta = dict(
         command=' '.join(
@@ -376,21 +373,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 'python', 'tools/benchmark.py', *(
                     sys.argv[1:] if argv is None else argv)
             ]),
-        skipped=skipped,
         failed=failed,
         wall_s=time.perf_counter() - start if args.demo else None,
-        settings=dict(
-            seeds=args.seeds,
-            iters=args.iters,
-            jobs=args.jobs,
-            threads=args.threads,
-            cpu_count=os.cpu_count()))
+        settings=_settings(args) if args.demo else None,
+        provenance=provenance(ROOT,
+                              _data_root(args) if args.demo else None))
     table = write_report(args.out, rows, experiments, meta)
     reporter.line(f'\n{table}\n\nwrote {osp.join(args.out, "benchmark.md")}'
                   f', benchmark.json, benchmark.png')
     if args.demo:
         reporter.line(f'total wall time {meta["wall_s"]:.0f} s')
     return 1 if failed or not rows else 0
+
+
+def _settings(args: argparse.Namespace) -> Dict[str, Optional[int]]:
+    """The options of a ``--demo`` command that shape its runs."""
+    return dict(
+        seeds=args.seeds,
+        iters=args.iters,
+        jobs=args.jobs,
+        threads=args.threads)
 
 
 if __name__ == '__main__':

@@ -20,6 +20,9 @@ GPU timing benchmarks. Sections (``--sections`` picks some):
   boxes, in bounded chunks and in one call.
 * ``syncs``: host synchronisations per miner step
   (``torch.cuda.set_sync_debug_mode``; host reads on a CPU).
+* ``launches``: launched operations, host reads and (on CUDA) kernels of
+  one mining step of mmohem and of its peer on the same inputs
+  (``tools/analysis_tools/count_launches.py``).
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` to ``--out`` and exits 1
 when a check fails (``build``, ``amp``, ``agreement``).
@@ -41,6 +44,7 @@ AMP_CONFIGS = ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
                'faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py')
 NMS_SIZES = (16384, 65536, 200000)
 QUICK_NMS_SIZES = (2000, 4000)
+SECTIONS = ('build', 'amp', 'agreement', 'nms', 'syncs', 'launches')
 
 
 def describe(error: Exception) -> str:
@@ -116,13 +120,15 @@ def run_sections(device: str, quick: bool,
                  sections: Sequence[str]) -> Dict[str, object]:
     """Each requested section's results."""
     from mmohem.checks import miner_host_syncs, mining_agreement, nms_memory
+    from mmohem.checks.launch_cases import count_cases
     run: Dict[str, Callable[[], object]] = dict(
         build=lambda: check_build(device),
         amp=lambda: check_amp(device, quick),
         agreement=lambda: mining_agreement(device),
         nms=lambda: nms_memory(QUICK_NMS_SIZES
                                if quick else NMS_SIZES, device),
-        syncs=lambda: miner_host_syncs(device))
+        syncs=lambda: miner_host_syncs(device),
+        launches=lambda: count_cases(device, 500 if quick else 2000))
     results = {}
     for name in sections:
         print(f'[gpu_check] {name} ...', file=sys.stderr, flush=True)
@@ -202,6 +208,16 @@ def report(results: Dict[str, object], device: str, failed: List[str],
                            [[k, v['count']]
                             for k, v in results['syncs'].items()], 'lr')
         ]
+    if 'launches' in results:
+        parts += [
+            '', '## Launches per mining step', '',
+            markdown_table(
+                ['case', 'arm', 'ops', 'host reads', 'kernels', 'vs peer'], [[
+                    r['case'], r['arm'], r['ops'], r['host_reads'],
+                    '-' if r['kernels'] is None else r['kernels'],
+                    f"{r['vs_peer']:.2f}x"
+                ] for r in results['launches']], 'llrrrr')
+        ]
     return '\n'.join(parts) + '\n'
 
 
@@ -215,8 +231,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         '--sections',
         nargs='+',
-        default=['build', 'amp', 'agreement', 'nms', 'syncs'],
-        choices=['build', 'amp', 'agreement', 'nms', 'syncs'])
+        default=list(SECTIONS),
+        choices=list(SECTIONS))
     parser.add_argument('--out', default='work_dirs/gpu_check')
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():

@@ -6,8 +6,9 @@ Usage::
         work_dirs/pspnet/iter_400.pth --work-dir work_dirs/pspnet_test
 
 The metrics are printed and written to ``<work-dir>/<timestamp>/
-<timestamp>.json``. Equivalent to ``mim test mmdet|mmseg CONFIG
---checkpoint CKPT``.
+<timestamp>.json``. The package ships it as ``mmohem/.mim/tools/test.py``,
+which ``mim test mmohem CONFIG --checkpoint CKPT`` runs (CONFIG: a path, or
+the file name of a shipped config).
 """
 import argparse
 from typing import Optional, Sequence

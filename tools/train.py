@@ -6,9 +6,12 @@ Usage::
     python tools/train.py configs/demo/faster-rcnn_r18-tiny_fpn_ohem_demo.py \
         --work-dir work_dirs/frcnn_ohem --cfg-options randomness.seed=1
 
-Equivalent to ``mim train mmdet CONFIG`` / ``mim train mmseg CONFIG``; the
-config's ``default_scope`` picks the registries. ``tools/dist_train.sh``
-starts it once per process with ``--launcher pytorch``.
+The config's ``default_scope`` picks the registries. The package ships this
+script as ``mmohem/.mim/tools/train.py``, which ``mim train mmohem CONFIG``
+runs: CONFIG is a path, or the file name of a shipped config (e.g.
+``faster-rcnn_r18-tiny_fpn_ohem_demo.py``). ``mim train mmdet|mmseg PATH``
+runs mmdet's / mmseg's own script instead. ``tools/dist_train.sh`` starts
+this one once per process with ``--launcher pytorch``.
 
 Distributed training on CPU: mmengine's ``pytorch`` launcher calls
 ``torch.cuda.set_device`` and its default model wrapper passes

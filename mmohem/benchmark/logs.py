@@ -5,13 +5,20 @@ An mmengine work dir holds one ``<YYYYmmdd_HHMMSS>/`` folder per launch
 
 - ``vis_data/scalars.json``: one JSON object per line, ``step`` plus the
   logged scalars: training records carry ``lr`` (and ``loss``, ``time``,
-  on GPU ``memory`` in MiB, any ``ohem/...`` key, ``candidate_loss``);
+  on GPU ``memory`` in MiB, the ``ohem_...`` mining statistics,
+  ``candidate_loss``);
   evaluation records carry the metrics (``coco/bbox_mAP``, ``mIoU``, ...);
 - ``<timestamp>.log``: the text log, read when ``scalars.json`` is missing;
 - ``<timestamp>.json``: the metrics of a test run (``tools/test.py``).
 
 ``tools/benchmark.py`` adds ``mmohem_run.json`` at the top of the work dirs
-it trains: the peak resident memory of the run's process and its wall time.
+it trains: the peak resident memory of the run's process, its wall time, the
+environment it set (its torch threads) and how many runs ran at once.
+
+The mining statistics were logged as ``ohem/<name>`` before they took flat
+names (mmdet's ``analyze_logs.py`` reads a key holding ``/`` as a validation
+metric); :func:`current_key` renames the old keys when a log is read, so old
+and new logs read alike.
 """
 import glob
 import json
@@ -21,7 +28,22 @@ from dataclasses import dataclass, field
 from statistics import mean
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from mmohem.utils import KEY_PREFIX
+
 RUN_INFO = 'mmohem_run.json'
+#: The environment variables that set a run's torch (and MKL) threads.
+THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
+#: How the mining statistics' keys start in a log (``ohem_kept_pos``).
+OHEM_PREFIX = KEY_PREFIX.split('/', 1)[1]
+#: Old mining-statistic names that the writer renamed; the others kept
+#: theirs.
+LEGACY_OHEM_NAMES = {
+    'num_pos': 'kept_pos',
+    'num_neg': 'kept_neg',
+    'num_kept': 'kept_pixels',
+}
+_LEGACY_OHEM_KEY = re.compile(r'^ohem/(?:(?P<stage>s\d+)\.)?(?P<name>\w+)$')
+_OHEM_STAGE = re.compile(r'^s\d+_')
 _NOT_METRICS = ('step', 'mode', 'time', 'data_time', 'iter', 'epoch', 'memory')
 _TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 _LOG_LINE = re.compile(
@@ -46,6 +68,10 @@ class RunLog:
         peak_rss_mib (float, optional): Peak resident memory of the run's
             process tree, from ``mmohem_run.json``.
         wall_s (float, optional): Wall time of the run, same source.
+        threads (int, optional): The torch threads the run was given
+            (its ``OMP_NUM_THREADS``), same source.
+        concurrent_runs (int, optional): The most runs that ran at once
+            while it ran, itself included, same source.
         config (str, optional): Name of the config the run dumped.
     """
 
@@ -54,6 +80,8 @@ class RunLog:
     metrics: Dict[str, float] = field(default_factory=dict)
     peak_rss_mib: Optional[float] = None
     wall_s: Optional[float] = None
+    threads: Optional[int] = None
+    concurrent_runs: Optional[int] = None
     config: Optional[str] = None
 
     @property
@@ -160,6 +188,31 @@ def read_scalars(path: str) -> List[Dict[str, float]]:
     return records
 
 
+def current_key(key: str) -> str:
+    """The key a logged scalar has today.
+
+    An old mining statistic ``ohem/[s<k>.]<name>`` becomes
+    ``ohem_[s<k>_]<name>``, its name renamed by :data:`LEGACY_OHEM_NAMES`
+    (``ohem/num_pos`` -> ``ohem_kept_pos``, ``ohem/s1.num_neg`` ->
+    ``ohem_s1_kept_neg``); every other key is returned unchanged.
+    """
+    match = _LEGACY_OHEM_KEY.match(key)
+    if match is None:
+        return key
+    stage = f'{match["stage"]}_' if match['stage'] else ''
+    name = LEGACY_OHEM_NAMES.get(match['name'], match['name'])
+    return f'{OHEM_PREFIX}{stage}{name}'
+
+
+def ohem_name(key: str) -> Optional[str]:
+    """The statistic of a mining-statistic key without prefix and cascade
+    stage (``ohem_s1_kept_pos`` -> ``kept_pos``); ``None`` for another
+    key."""
+    if not key.startswith(OHEM_PREFIX):
+        return None
+    return _OHEM_STAGE.sub('', key[len(OHEM_PREFIX):])
+
+
 def train_progress(text: str) -> Optional[Tuple[int, int, str]]:
     """Where the last training line of an mmengine text log stands.
 
@@ -227,7 +280,7 @@ def _launch_records(launch: str) -> List[Dict[str, float]]:
     if osp.isfile(test_json):
         with open(test_json, encoding='utf-8') as f:
             records.append(dict(json.load(f), mode='test'))
-    return records
+    return [{current_key(k): v for k, v in r.items()} for r in records]
 
 
 def _scalars_of(record: Dict[str, float]) -> Dict[str, float]:
@@ -259,3 +312,6 @@ def _read_run_info(run: RunLog) -> None:
             info = json.load(f)
         run.peak_rss_mib = info.get('peak_rss_mib')
         run.wall_s = info.get('wall_s')
+        threads = info.get('env', {}).get(THREAD_VARS[0])
+        run.threads = None if threads is None else int(threads)
+        run.concurrent_runs = info.get('concurrent_runs')

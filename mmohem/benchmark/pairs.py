@@ -1,14 +1,8 @@
 """The demo experiments (a baseline config and its peers, the *arms*) and
-the overrides a benchmark run needs.
-
-An arm is runnable when every ``mmohem.X`` type its config names is
-registered; an arm whose part is not written yet is skipped, not failed,
-and so is an experiment left with its baseline alone.
-"""
-import os.path as osp
+the overrides a benchmark run needs."""
 import re
-from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, Tuple
 
 from mmengine.config import Config
 
@@ -97,63 +91,6 @@ DEMO_EXPERIMENTS: Tuple[Experiment, ...] = (
         ),
         default=False),
 )
-
-
-def runnable_arms(
-        experiment: Experiment,
-        root: str) -> Tuple[Optional[Experiment], List[Tuple[str, str]]]:
-    """``experiment`` without the arms that name unregistered types.
-
-    Args:
-        experiment (Experiment): A demo experiment.
-        root (str): The repository its configs are relative to.
-
-    Returns:
-        tuple[Experiment | None, list[tuple[str, str]]]: The runnable
-        experiment (``None`` when its baseline or every other arm is
-        skipped) and ``(what, reason)`` of each skip, ``what`` being
-        ``'<key> / <arm>'`` for an arm, ``'<key>'`` for the experiment.
-    """
-    kept, skipped = [], []
-    for arm in experiment.arms:
-        missing = unregistered_types(
-            Config.fromfile(osp.join(root, arm.config)))
-        if missing:
-            skipped.append(
-                (f'{experiment.key} / {arm.name}',
-                 ', '.join(f'mmohem.{t}'
-                           for t in missing) + ' is not registered yet'))
-        else:
-            kept.append(arm)
-    has_baseline = kept[:1] == [experiment.arms[0]]
-    if not has_baseline or len(kept) < 2:
-        left = 'only its baseline' if has_baseline else 'no baseline'
-        return None, skipped + [(experiment.key, f'{left} left to run')]
-    return replace(experiment, arms=tuple(kept)), skipped
-
-
-def mmohem_types(cfg: Any) -> List[str]:
-    """Every ``type='mmohem.X'`` of a config, as ``'X'``, in order."""
-    found: Dict[str, None] = {}
-    tree = cfg.to_dict() if isinstance(cfg, Config) else cfg
-    for path, value in _leaves(tree):
-        if path and path[-1] == 'type' and isinstance(
-                value, str) and value.startswith('mmohem.'):
-            found[value[len('mmohem.'):]] = None
-    return list(found)
-
-
-def unregistered_types(cfg: Any) -> List[str]:
-    """The ``mmohem.X`` types of ``cfg`` that no mmohem registry holds."""
-    import mmohem  # noqa: F401  (registers every mmohem class)
-    from mmohem import registry
-    known = set()
-    for found in registry.REGISTRIES:
-        try:
-            known.update(found.module_dict)
-        except ImportError:
-            continue
-    return [t for t in mmohem_types(cfg) if t not in known]
 
 
 def data_root_options(cfg: Config, root: str) -> Dict[str, str]:

@@ -3,9 +3,9 @@
 First the metric panels, one per experiment and metric of the table: a bar
 per arm, with the seeds' standard deviation as error bars. Then one row
 per experiment: the training loss of every arm, the loss over all
-candidates of every arm (baselines included), and the ``ohem/...`` scalars
-of the arms that log them, grouped by kind (kept counts, mean losses,
-rates). An arm keeps its colour (``C<index>``, the baseline ``C0``) in
+candidates of every arm (baselines included), and the ``ohem_...`` mining
+statistics of the arms that log them, grouped by kind (kept counts, mean
+losses, rates). An arm keeps its colour (``C<index>``, the baseline ``C0``) in
 every panel of its experiment.
 """
 from typing import Dict, List, Sequence, Tuple
@@ -15,10 +15,11 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .logs import RunLog  # noqa: E402
+from .logs import RunLog, ohem_name  # noqa: E402
 from .table import CANDIDATE_LOSS, ArmRuns, ExperimentRuns, Row  # noqa
 
-OHEM_PREFIX = 'ohem/'
+#: The mining statistics that count kept examples (per image).
+COUNTS = ('kept_pos', 'kept_neg', 'kept_pixels')
 _GROUPS = ('kept examples', 'mean loss', 'rate / other')
 _CURVES = (('loss', 'training loss'),
            (CANDIDATE_LOSS, f'loss over all candidates ({CANDIDATE_LOSS})'))
@@ -27,19 +28,19 @@ _LINESTYLES = ('-', '--', ':', '-.')
 
 
 def ohem_groups(keys: Sequence[str]) -> Dict[str, List[str]]:
-    """``ohem/...`` keys grouped for plotting.
+    """Mining-statistic keys (``ohem_...``) grouped for plotting.
 
-    ``num_*`` keys are counts of kept examples, keys holding ``loss`` are
-    mean losses, the rest (``nms_suppressed``, ``kept_fraction``, ...) are
-    rates or other statistics.
+    :data:`COUNTS` are counts of kept examples, statistics holding ``loss``
+    are mean losses, the rest (``nms_suppressed``, ``kept_fraction``, ...)
+    are rates or other statistics; other keys are left out.
     """
     groups: Dict[str, List[str]] = {name: [] for name in _GROUPS}
     for key in keys:
-        if not key.startswith(OHEM_PREFIX):
+        name = ohem_name(key)
+        if name is None:
             continue
-        name = key[len(OHEM_PREFIX):].split('.')[-1]
         group = (
-            _GROUPS[0] if name.startswith('num') else
+            _GROUPS[0] if name in COUNTS else
             _GROUPS[1] if 'loss' in name else _GROUPS[2])
         groups[group].append(key)
     return {name: keys for name, keys in groups.items() if keys}
@@ -146,10 +147,10 @@ def _finish(ax: plt.Axes, title: str, drawn: bool) -> None:
 
 
 def _mining_arms(experiment: ExperimentRuns) -> List[ArmRuns]:
-    """The arms that log ``ohem/...`` statistics."""
+    """The arms that log mining statistics."""
     return [
         arm for arm in experiment.arms if any(
-            k.startswith(OHEM_PREFIX) for k in _all_keys(arm.runs))
+            ohem_name(k) is not None for k in _all_keys(arm.runs))
     ]
 
 

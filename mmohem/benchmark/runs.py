@@ -3,7 +3,9 @@
 Each job is one ``tools/train.py`` process, so its peak memory is its own:
 the parent reaps it with ``os.wait4``, whose ``ru_maxrss`` is the peak
 resident set of that process (and of any dataloader workers it reaped).
-Peak RSS and wall time go to ``mmohem_run.json`` in the job's work dir.
+Peak RSS, wall time, the environment the job set (:func:`thread_env`: its
+torch threads) and the most jobs that ran at once while it ran go to
+``mmohem_run.json`` in the job's work dir.
 """
 import json
 import os
@@ -14,11 +16,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, TextIO
 
-from .logs import RUN_INFO, train_progress
+from .logs import RUN_INFO, THREAD_VARS, train_progress
 
 STDOUT_LOG = 'benchmark_stdout.log'
 _STATUS_EVERY_S = 30.0
 _POLL_S = 1.0
+
+
+def thread_env(threads: int) -> Dict[str, str]:
+    """The environment that gives a run ``threads`` torch (and MKL)
+    threads."""
+    return {var: str(threads) for var in THREAD_VARS}
 
 
 @dataclass
@@ -47,12 +55,15 @@ class Outcome:
         returncode (int): Exit status (negative: killed by that signal).
         peak_rss_mib (float): Peak resident memory of its process, MiB.
         wall_s (float): Wall time in seconds.
+        concurrent_runs (int): The most jobs running at once while it ran,
+            itself included.
     """
 
     job: Job
     returncode: int
     peak_rss_mib: float
     wall_s: float
+    concurrent_runs: int
 
     @property
     def stdout_log(self) -> str:
@@ -73,6 +84,8 @@ class Running:
         self._log_path = osp.join(job.work_dir, STDOUT_LOG)
         self._log = open(self._log_path, 'w', encoding='utf-8')
         self._start = time.perf_counter()
+        #: The most jobs seen running at once (:func:`run_jobs` updates it).
+        self.concurrent = 1
         self.proc = subprocess.Popen(
             job.command,
             stdout=self._log,
@@ -91,7 +104,7 @@ class Running:
         self._log.close()
         outcome = Outcome(self.job, self.proc.returncode,
                           usage.ru_maxrss / 1024,
-                          time.perf_counter() - self._start)
+                          time.perf_counter() - self._start, self.concurrent)
         _write_run_info(outcome)
         return outcome
 
@@ -170,6 +183,8 @@ def run_jobs(jobs: List[Job], parallel: int, reporter: Reporter,
                 job = pending.pop(0)
                 reporter.line(f'> {job.label}: started')
                 running.append(Running(job))
+            for run in running:
+                run.concurrent = max(run.concurrent, len(running))
             for run in list(running):
                 outcome = run.poll()
                 if outcome is not None:
@@ -193,6 +208,7 @@ def _write_run_info(outcome: Outcome) -> None:
         returncode=outcome.returncode,
         command=outcome.job.command,
         env=outcome.job.env,
+        concurrent_runs=outcome.concurrent_runs,
         peak_memory_source='ru_maxrss of os.wait4 on the run process')
     with open(
             osp.join(outcome.job.work_dir, RUN_INFO), 'w',

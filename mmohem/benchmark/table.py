@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmohem.hooks import LOG_KEY as CANDIDATE_LOSS
 from mmohem.utils import markdown_table as write_markdown_table
-from .logs import RunLog
+from .logs import OHEM_PREFIX, RunLog
 
 TRAIN_WINDOW = 100
 NO_DELTA = '—'
@@ -85,7 +85,7 @@ METRICS = (
         higher_is_better=False,
         source='train'),
     Metric(
-        'ohem/no_pos_images',
+        f'{OHEM_PREFIX}no_pos_images',
         'images keeping no positive % (whole run)',
         '',
         100,
@@ -267,7 +267,9 @@ def run_summary(run: RunLog) -> Dict[str, object]:
         sec_per_iter=run.sec_per_iter(),
         memory_mib=memory,
         memory_source=source,
-        wall_s=run.wall_s)
+        wall_s=run.wall_s,
+        threads=run.threads,
+        concurrent_runs=run.concurrent_runs)
 
 
 def _cells(row: Row, mixed_memory: bool) -> List[str]:

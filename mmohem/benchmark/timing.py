@@ -36,7 +36,9 @@ def time_training(model, data: dict, timed_owner, timed_method: str,
     Args:
         model (nn.Module): An mmdet/mmseg model in train mode.
         data (dict): The preprocessed batch (``inputs``, ``data_samples``).
-        timed_owner (object): Holder of the method whose time is reported.
+        timed_owner (object): Holder of the method whose time is reported;
+            the method is wrapped while timing and restored afterwards,
+            also when an iteration raises.
         timed_method (str): Its name.
         warmup (int): Untimed iterations first.
         iters (int): Timed iterations.
@@ -48,6 +50,7 @@ def time_training(model, data: dict, timed_owner, timed_method: str,
     import torch
     optim = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     spent = [0.0]
+    had_own = timed_method in vars(timed_owner)
     real = getattr(timed_owner, timed_method)
 
     def timed(*args, **kwargs):
@@ -59,22 +62,34 @@ def time_training(model, data: dict, timed_owner, timed_method: str,
     setattr(timed_owner, timed_method, timed)
     iter_times: List[float] = []
     part_times: List[float] = []
-    for step in range(warmup + iters):
-        spent[0] = 0.0
-        start = now()
-        loss, _ = model.parse_losses(model(**data, mode='loss'))
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        if step >= warmup:
-            iter_times.append(now() - start)
-            part_times.append(spent[0])
+    try:
+        for step in range(warmup + iters):
+            spent[0] = 0.0
+            start = now()
+            loss, _ = model.parse_losses(model(**data, mode='loss'))
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            if step >= warmup:
+                iter_times.append(now() - start)
+                part_times.append(spent[0])
+    finally:
+        _restore(timed_owner, timed_method, real, had_own)
     return dict(
         iter_s=statistics.median(iter_times),
         iter_times=iter_times,
         part_ms=1000 * statistics.median(part_times),
         threads=torch.get_num_threads(),
         **peak_memory())
+
+
+def _restore(owner: object, name: str, real: Callable, had_own: bool) -> None:
+    """Undo the patch of ``owner.name``: put back its own attribute, or
+    delete the patch when ``real`` came from its class."""
+    if had_own:
+        setattr(owner, name, real)
+    else:
+        delattr(owner, name)
 
 
 def time_case(step: Callable[[], None], warmup: int, repeats: int) -> Dict:

@@ -5,11 +5,9 @@ Two spellings, mixable:
 - ``arm=NAME:DIR[,DIR...] arm=NAME:DIR[,DIR...] ... [name=LABEL]``: an
   explicit experiment, one mmengine work dir per seed for each arm, the
   first arm being the baseline. ``NAME`` may hold ``:`` (the last one
-  ends it), a ``DIR`` may not. ``base=DIR[,DIR...]`` and
-  ``ohem=DIR[,DIR...]`` are the arms named ``baseline`` (always first) and
-  ``OHEM``. An experiment ends at a ``ROOT`` entry, at a second
-  ``name=`` or at an arm name it already has; ``name`` defaults to the
-  baseline's config name.
+  ends it), a ``DIR`` may not. An experiment ends at a ``ROOT`` entry, at
+  a second ``name=`` or at an arm name it already has; ``name`` defaults to
+  the baseline's config name.
 - ``ROOT``: a folder laid out as ``tools/benchmark.py`` writes its runs,
   one experiment per model folder, one arm per folder in it::
 
@@ -29,10 +27,8 @@ from .logs import is_work_dir, read_work_dir
 from .pairs import BASELINE_FOLDER
 from .table import ArmRuns, ExperimentRuns
 
-LEGACY_ARMS = {'base': 'baseline', 'ohem': 'OHEM'}
-_KEYS = ('arm', 'name') + tuple(LEGACY_ARMS)
-_USAGE = ('expected arm=NAME:DIR[,DIR...], base=DIR[,DIR...], '
-          'ohem=DIR[,DIR...], name=LABEL or a ROOT folder')
+_KEYS = ('arm', 'name')
+_USAGE = 'expected arm=NAME:DIR[,DIR...], name=LABEL or a ROOT folder'
 
 
 @dataclass
@@ -88,14 +84,14 @@ def parse_entries(entries: Sequence[str]) -> List[ExperimentDirs]:
             experiments += _close(current) + discover(entry)
             current = ExperimentDirs('')
             continue
-        arm = None if key == 'name' else _arm(key, value, entry)
+        arm = None if key == 'name' else _arm(value, entry)
         if _repeats(current, arm):
             experiments += _close(current)
             current = ExperimentDirs('')
         if arm is None:
             current.model = _nonempty(value, entry)
         else:
-            current.arms.insert(0 if key == 'base' else len(current.arms), arm)
+            current.arms.append(arm)
     return experiments + _close(current)
 
 
@@ -153,17 +149,14 @@ def _repeats(current: ExperimentDirs, arm: Optional[ArmDirs]) -> bool:
     return any(a.name == arm.name for a in current.arms)
 
 
-def _arm(key: str, value: str, entry: str) -> ArmDirs:
-    """The arm of an ``arm=``, ``base=`` or ``ohem=`` entry; its dirs
+def _arm(value: str, entry: str) -> ArmDirs:
+    """The arm of an ``arm=`` entry (``value`` follows the ``=``); its dirs
     checked."""
-    if key == 'arm':
-        name, sep, dirs = value.rpartition(':')
-        if not sep:
-            raise ValueError(f'--work-dirs {entry}: expected '
-                             'arm=NAME:DIR[,DIR...].')
-        name = _nonempty(name, entry)
-    else:
-        name, dirs = LEGACY_ARMS[key], value
+    name, sep, dirs = value.rpartition(':')
+    if not sep:
+        raise ValueError(f'--work-dirs {entry}: expected '
+                         'arm=NAME:DIR[,DIR...].')
+    name = _nonempty(name, entry)
     paths = [d for d in dirs.split(',') if d]
     if not paths:
         raise ValueError(f'--work-dirs {entry}: names no work dir.')
@@ -189,6 +182,5 @@ def _close(current: ExperimentDirs) -> List[ExperimentDirs]:
         label = f' {current.model!r}' if current.model else ''
         raise ValueError(
             f'--work-dirs: experiment{label} has {named}; it needs a '
-            'baseline and at least one other arm (arm=NAME:DIR, or base= '
-            'and ohem=).')
+            'baseline and at least one other arm (arm=NAME:DIR each).')
     return [current]

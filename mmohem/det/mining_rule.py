@@ -5,8 +5,11 @@ Every detection miner (the RoI sampler, each dense head adapter) holds a
 :class:`BoxMiningRule` and mines through :meth:`BoxMiningRule.mine`; the math
 is :func:`mmohem.mining.mine_hard_examples`.
 """
-from typing import Dict, Optional
+import math
+from typing import Dict, List, Optional
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from mmohem.mining import MiningResult, mine_hard_examples
@@ -77,6 +80,12 @@ class BoxMiningRule:
         self.pos_fraction = pos_fraction
         self.neg_pos_ub = neg_pos_ub
 
+    def __repr__(self) -> str:
+        return (f'BoxMiningRule(num={self.num}, num_per_pos='
+                f'{self.num_per_pos}, nms_thr={self.nms_thr}, nms_per_label='
+                f'{self.nms_per_label}, loss={self.loss!r}, pos_fraction='
+                f'{self.pos_fraction}, neg_pos_ub={self.neg_pos_ub})')
+
     def ranking_losses(self,
                        cls_loss: Tensor,
                        box_loss: Optional[Tensor] = None) -> Tensor:
@@ -100,6 +109,9 @@ class BoxMiningRule:
              boxes: Tensor, labels: Tensor) -> MiningResult:
         """Mine the hard examples of each image of a batch.
 
+        A non-finite loss is not looked for here (that would read the
+        device): :func:`summarise` raises on the iteration's sums.
+
         Args:
             losses (Tensor[B, N]): Per-candidate loss (no grad needed).
             valid (Tensor[B, N]): Bool mask of candidates that may be kept.
@@ -114,28 +126,81 @@ class BoxMiningRule:
         if self.num_per_pos is not None:
             num = (self.num_per_pos *
                    (valid & is_pos).sum(1)).ceil().long().clamp(min=self.num)
-        return mine_hard_examples(losses, valid, is_pos, boxes, num,
-                                  self.nms_thr,
-                                  labels if self.nms_per_label else None,
-                                  self.pos_fraction, self.neg_pos_ub)
+        return mine_hard_examples(
+            losses,
+            valid,
+            is_pos,
+            boxes,
+            num,
+            self.nms_thr,
+            labels if self.nms_per_label else None,
+            self.pos_fraction,
+            self.neg_pos_ub,
+            check_finite=False)
 
     @staticmethod
     def statistics(result: MiningResult, losses: Tensor,
-                   is_pos: Tensor) -> Dict[str, Tensor]:
-        """A call's statistics, on the device: kept positives and negatives
-        per image, the share of images that keep no positive (they train no
-        box regression), the share of examined candidates the loss-NMS
-        removed, and the mean loss of the kept and of the examined
-        candidates."""
-        kept, examined = result.kept, result.examined
-        images = kept.size(0)
-        kept_pos = kept & is_pos
-        return dict(
-            num_pos=kept_pos.sum() / images,
-            num_neg=(kept & ~is_pos).sum() / images,
-            no_pos_images=(~kept_pos.any(1)).float().mean(),
-            nms_suppressed=result.suppressed.sum() /
-            examined.sum().clamp(min=1),
-            loss_kept=losses.where(kept, 0).sum() / kept.sum().clamp(min=1),
-            loss_all=losses.where(examined, 0).sum() /
-            examined.sum().clamp(min=1))
+                   is_pos: Tensor) -> Tensor:
+        """A call's statistics as raw sums per image, on the device.
+
+        Each row holds, for the kept positives, the kept, the suppressed
+        and the examined candidates of one image, their count and loss
+        sum (:data:`STAT_COLUMNS`); :func:`summarise` turns the rows of an
+        iteration into the logged values.
+
+        Args:
+            result (MiningResult): The call's masks, each Tensor[B, N].
+            losses (Tensor[B, N]): The ranking losses.
+            is_pos (Tensor[B, N]): Bool mask of positives.
+
+        Returns:
+            Tensor[B, 8]: Float32 sums.
+        """
+        masks = torch.stack([
+            result.kept & is_pos, result.kept, result.suppressed,
+            result.examined
+        ], 1).float()
+        examined_loss = losses.float().where(result.examined, 0.)
+        columns = F.pad(examined_loss[..., None], (1, 0), value=1.)
+        return (masks @ columns).flatten(1)
+
+
+#: What each of the 8 sums of a row of :meth:`BoxMiningRule.statistics` is.
+STAT_COLUMNS = ('kept_pos', 'kept_pos_loss', 'kept', 'kept_loss', 'suppressed',
+                'suppressed_loss', 'examined', 'examined_loss')
+
+
+def summarise(rows: List[List[float]]) -> Dict[str, float]:
+    """The logged statistics of an iteration's rows (one per image): kept
+    positives and negatives per image, the share of images that keep no
+    positive (they train no box regression), the share of examined
+    candidates the loss-NMS removed, and the mean loss of the kept and of
+    the examined candidates, pooled over the images.
+
+    Args:
+        rows (list[list[float]]): Rows of :meth:`BoxMiningRule.statistics`.
+
+    Returns:
+        dict[str, float]: ``kept_pos``, ``kept_neg``, ``no_pos_images``,
+        ``nms_suppressed``, ``loss_kept`` and ``loss_all``.
+
+    Raises:
+        FloatingPointError: When a mined candidate's loss was NaN or
+            infinite (its image's examined loss sum is not finite).
+    """
+    sums = dict(zip(STAT_COLUMNS, map(sum, zip(*rows))))
+    bad = sum(not math.isfinite(row[-1]) for row in rows)
+    if bad:
+        raise FloatingPointError(
+            f'OHEM: {bad} image(s) of this iteration have candidates with a '
+            'non-finite per-example loss (the head produced NaN/inf scores '
+            'or box deltas); refusing to train on them.')
+    images = len(rows)
+    examined = max(sums['examined'], 1.)
+    return dict(
+        kept_pos=sums['kept_pos'] / images,
+        kept_neg=(sums['kept'] - sums['kept_pos']) / images,
+        no_pos_images=sum(row[0] == 0 for row in rows) / images,
+        nms_suppressed=sums['suppressed'] / examined,
+        loss_kept=sums['kept_loss'] / max(sums['kept'], 1.),
+        loss_all=sums['examined_loss'] / examined)

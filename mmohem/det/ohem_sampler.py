@@ -1,26 +1,33 @@
 """OHEM sampler for mmdet RoI heads: one read-only forward, loss-NMS, top-B."""
+import logging
 from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmdet.models.task_modules.assigners import AssignResult
+from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 from mmdet.models.task_modules.samplers import SamplingResult
-from mmdet.structures.bbox import bbox2roi, cat_boxes, get_box_tensor
+from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmohem.mining import CapturableMiner, MiningResult, example_losses
+from mmohem.mining import (CapturableMiner, MiningResult, delta_affine,
+                           delta_targets, example_losses)
 from mmohem.registry import DET_TASK_UTILS
 from mmohem.utils import (MiningStats, check_choice, check_range, read_only,
                           reject_unknown_options, signature_options)
-from .mining_rule import BoxMiningRule
+from .mining_rule import BoxMiningRule, summarise
 
 NMS_BOX_CHOICES = ('candidates', 'predicted')
 # Options that only one kind of head uses: given for the other, an error.
 ROI_ONLY = {
     'add_gt_as_proposals': True,
     'smooth_l1_beta': 1.0,
-    'score_chunk': 1024
+    'score_chunk': None
 }
+# Activation memory of one read-only forward when `score_chunk` is unset.
+SCORE_BYTES = 256 * 2**20
 DENSE_ONLY = {'nms_boxes': 'candidates'}
 DENSE_HEADS = ("type='mmohem.OHEMRetinaHead' (RetinaHead), "
                "'mmohem.OHEMSSDHead' (SSDHead) or 'mmohem.OHEMAnchorHead' "
@@ -34,8 +41,8 @@ class OHEMSampler(CapturableMiner):
     For each image, every candidate (all proposals, plus the ground truth
     when ``add_gt_as_proposals``) is scored by one read-only forward of the
     RoI head given as ``context``: no gradient, no stored activations, the
-    head in eval mode (no dropout, no BatchNorm statistics update), at most
-    ``score_chunk`` candidates at a time, and, under autocast, no cached
+    head in eval mode (no dropout, no BatchNorm statistics update), in as
+    few forwards as a memory budget allows, and, under autocast, no cached
     weight casts (a cast made without gradient and reused by the training
     forward would leave the head's weights without gradients). The
     per-example loss is the classification cross-entropy plus, for
@@ -73,9 +80,9 @@ class OHEMSampler(CapturableMiner):
         smooth_l1_beta (float, optional): RoI heads: transition point of the
             smooth-L1 term. Defaults to 1.0.
         score_chunk (int, optional): RoI heads: candidates scored per
-            forward of the read-only pass; bounds its activation memory (a
-            C4 shared head holds about 1 MB per candidate in float32).
-            Defaults to 1024.
+            forward of the read-only pass, which bounds its activation
+            memory. Defaults to as many as fit 256 MiB (every candidate of
+            an FPN head in one forward; chunks of 167 for a C4 head).
     """
 
     def __init__(self,
@@ -86,7 +93,7 @@ class OHEMSampler(CapturableMiner):
                  nms_per_label: bool = True,
                  loss: str = 'cls+bbox',
                  pos_fraction: Optional[float] = None,
-                 neg_pos_ub: float = -1,
+                 neg_pos_ub: Optional[float] = None,
                  nms_boxes: Optional[str] = None,
                  add_gt_as_proposals: Optional[bool] = None,
                  smooth_l1_beta: Optional[float] = None,
@@ -95,9 +102,10 @@ class OHEMSampler(CapturableMiner):
         owner = 'mmohem.OHEMSampler'
         reject_unknown_options(owner, unknown,
                                signature_options(OHEMSampler.__init__))
+        _warn_merged_random_sampler(pos_fraction, neg_pos_ub)
         self.rule = BoxMiningRule(owner, num, num_per_pos, nms_thr,
                                   nms_per_label, loss, pos_fraction,
-                                  neg_pos_ub)
+                                  -1 if neg_pos_ub is None else neg_pos_ub)
         self.context = context
         self.dense = getattr(context, 'ohem_dense_head', False)
         given = dict(
@@ -128,14 +136,29 @@ class OHEMSampler(CapturableMiner):
                 'score_chunk',
                 options['score_chunk'],
                 low=1,
-                integer=True)
+                integer=True,
+                allow_none=True)
             self.add_gt_as_proposals = options['add_gt_as_proposals']
             self.smooth_l1_beta = options['smooth_l1_beta']
-            self.score_chunk = int(options['score_chunk'])
-        self.stats = MiningStats('' if self.stage is
-                                 None else f's{self.stage}.')
+            self.score_chunk = options['score_chunk']
+        self.stats = MiningStats(
+            '' if self.stage is None else f's{self.stage}_', summarise)
         if not self.dense:
             self.bbox_head.register_forward_pre_hook(self._publish_stats)
+        print_log(
+            f'{owner} for {type(context).__name__}: {self!r}',
+            logger='current')
+
+    def __repr__(self) -> str:
+        stage = '' if self.stage is None else f'stage={self.stage}, '
+        if self.dense:
+            own = f'nms_boxes={self.nms_boxes!r}'
+        else:
+            chunk = self.score_chunk or f'auto ({SCORE_BYTES >> 20} MiB)'
+            own = (f'add_gt_as_proposals={self.add_gt_as_proposals}, '
+                   f'smooth_l1_beta={self.smooth_l1_beta}, '
+                   f'score_chunk={chunk}')
+        return f'{type(self).__name__}({stage}{self.rule!r}, {own})'
 
     @property
     def bbox_head(self) -> nn.Module:
@@ -179,21 +202,23 @@ class OHEMSampler(CapturableMiner):
         check_gt_labels(gt_instances.labels, self.bbox_head.num_classes)
         priors, gt_flags = self._candidates(assign_result, pred_instances,
                                             gt_instances)
-        gt_bboxes = get_box_tensor(gt_instances.bboxes)
-        is_pos = assign_result.gt_inds > 0
-        labels = torch.where(is_pos, assign_result.labels,
-                             self.bbox_head.num_classes)
-        # Inverted boxes (x2 < x1 or y2 < y1) are scored upright, never kept.
-        upright = ((priors[:, 2] >= priors[:, 0]) &
-                   (priors[:, 3] >= priors[:, 1]))
-        losses = self._example_losses(feats, _upright(priors), gt_bboxes,
-                                      assign_result.gt_inds, labels, is_pos)
-        valid = (assign_result.gt_inds >= 0) & upright
+        gt_inds = assign_result.gt_inds
+        is_pos = gt_inds > 0
+        # The assigner labels every candidate without a class -1: its
+        # remainder modulo num_classes + 1 is the background index.
+        labels = assign_result.labels.remainder(self.bbox_head.num_classes + 1)
+        # Boxes without extent (inverted, or zero width or height) are
+        # scored, as large as RoIAlign takes them, and never kept.
+        losses = self._example_losses(feats, _no_inversion(priors),
+                                      get_box_tensor(gt_instances.bboxes),
+                                      gt_inds, labels, is_pos)
+        valid = (gt_inds >= 0) & (priors[:, 2:] > priors[:, :2]).all(1)
         kept = self.mine(losses[None], valid[None], is_pos[None], priors[None],
                          labels[None]).kept[0]
+        kept_pos = kept & is_pos
         return SamplingResult(
-            pos_inds=(kept & is_pos).nonzero().squeeze(1),
-            neg_inds=(kept & ~is_pos).nonzero().squeeze(1),
+            pos_inds=kept_pos.nonzero().squeeze(1),
+            neg_inds=(kept ^ kept_pos).nonzero().squeeze(1),
             priors=priors,
             gt_bboxes=gt_instances.bboxes,
             assign_result=assign_result,
@@ -211,7 +236,7 @@ class OHEMSampler(CapturableMiner):
         :meth:`~mmohem.det.mining_rule.BoxMiningRule.mine`.
         """
         result = self.rule.mine(losses, valid, is_pos, boxes, labels)
-        self.stats.add(**self.rule.statistics(result, losses, is_pos))
+        self.stats.add(self.rule.statistics(result, losses, is_pos))
         if self.dense:
             self.stats.publish()
         if self.ohem_capture is not None:
@@ -235,29 +260,51 @@ class OHEMSampler(CapturableMiner):
                         gt_bboxes: Tensor, gt_inds: Tensor, labels: Tensor,
                         is_pos: Tensor) -> Tensor:
         """Per-candidate loss from one read-only pass: Tensor[N]."""
-        out = self._score(feats, bbox2roi([priors]))
+        # RoIs of image 0: the features are this image's alone.
+        out = self._score(feats, F.pad(priors, (1, 0)))
         if self.rule.loss == 'cls' or len(gt_bboxes) == 0:
             return example_losses(out['cls_score'], labels)
-        matched_gt = gt_bboxes[(gt_inds - 1).clamp(min=0)]
+        # Row k of the padded table is ground truth k - 1 (1-based
+        # gt_inds); 0 (negatives) and -1 (ignored) read rows whose targets
+        # are never used.
+        matched_gt = F.pad(gt_bboxes, (0, 0, 1, 0))[gt_inds]
         pred, target = self._box_terms(out['bbox_pred'], priors, matched_gt,
                                        labels)
         return example_losses(out['cls_score'], labels, pred, target, is_pos,
                               self.smooth_l1_beta)
 
     def _score(self, feats: List[Tensor], rois: Tensor) -> Dict[str, Tensor]:
-        """Read-only forward of the head over ``rois`` (Tensor[N, 5]), at
-        most ``score_chunk`` at a time: ``cls_score`` and ``bbox_pred``."""
+        """Read-only forward of the head over ``rois`` (Tensor[N, 5]), in
+        as few forwards as :meth:`_chunk` allows: ``cls_score`` and
+        ``bbox_pred``."""
         outs = []
         with read_only(self.context):
-            for chunk in rois.split(self.score_chunk):
+            for chunk in rois.split(self._chunk()):
                 if self.stage is None:
                     out = self.context._bbox_forward(feats, chunk)
                 else:
                     out = self.context._bbox_forward(self.stage, feats, chunk)
                 outs.append((out['cls_score'], out['bbox_pred']))
+        if len(outs) == 1:
+            return dict(cls_score=outs[0][0], bbox_pred=outs[0][1])
         cls_scores, bbox_preds = zip(*outs)
         return dict(
             cls_score=torch.cat(cls_scores), bbox_pred=torch.cat(bbox_preds))
+
+    def _chunk(self) -> int:
+        """Candidates per read-only forward: ``score_chunk``, or as many as
+        fit :data:`SCORE_BYTES` of activations (the RoI features and as
+        much again for what the head computes from them, float32): 2674
+        for an FPN head's 256 x 7 x 7 features, 167 for a C4 head's
+        1024 x 14 x 14."""
+        if self.score_chunk is not None:
+            return int(self.score_chunk)
+        extractor = self.context.bbox_roi_extractor
+        if self.stage is not None:
+            extractor = extractor[self.stage]
+        size = extractor.roi_layers[0].output_size
+        pixels = size[0] * size[1] if isinstance(size, tuple) else size**2
+        return max(1, SCORE_BYTES // (2 * 4 * extractor.out_channels * pixels))
 
     def _box_terms(self, bbox_pred: Tensor, priors: Tensor, matched_gt: Tensor,
                    labels: Tensor) -> Tuple[Tensor, Tensor]:
@@ -277,11 +324,26 @@ class OHEMSampler(CapturableMiner):
         """
         head = self.bbox_head
         pred = bbox_pred.view(bbox_pred.size(0), -1, 4)
-        cls_idx = labels.clamp(max=pred.size(1) - 1)
-        pred = pred.gather(1, cls_idx[:, None, None].expand(-1, 1, 4))[:, 0]
+        if pred.size(1) > 1:
+            cls_idx = labels.clamp(max=pred.size(1) - 1)
+            pred = pred.gather(1, cls_idx[:, None, None].expand(-1, 1, 4))
+        pred = pred[:, 0]
         if head.reg_decoded_bbox:
             return head.bbox_coder.decode(priors, pred), matched_gt
+        if type(head.bbox_coder) is DeltaXYWHBBoxCoder:
+            return pred, delta_targets(priors, matched_gt,
+                                       self._delta_affine(priors.device))
         return pred, head.bbox_coder.encode(priors, matched_gt)
+
+    def _delta_affine(self, device: torch.device) -> Tensor:
+        """The bbox coder's :func:`~mmohem.mining.delta_affine`, made once
+        per device."""
+        affine = getattr(self, '_affine', None)
+        if affine is None or affine.device != device:
+            coder = self.bbox_head.bbox_coder
+            affine = delta_affine(coder.means, coder.stds, device)
+            self._affine = affine
+        return affine
 
     def _publish_stats(self, module: nn.Module, args: tuple) -> None:
         """Forward pre-hook of the bbox head: its training forward follows
@@ -298,11 +360,14 @@ def check_gt_labels(labels: Tensor, num_classes: int) -> None:
         labels (Tensor[K]): ``gt_instances.labels`` of one or more images.
         num_classes (int): The head's number of classes.
     """
-    if labels.numel() and bool(((labels < 0) | (labels >= num_classes)).any()):
+    if not labels.numel():
+        return
+    low, high = torch.stack(labels.aminmax()).tolist()
+    if low < 0 or high >= num_classes:
         raise ValueError(
             f'OHEM: `gt_instances.labels` must lie in [0, {num_classes - 1}] '
             f'(the head has num_classes={num_classes}); got values from '
-            f'{int(labels.min())} to {int(labels.max())}.')
+            f'{low} to {high}.')
 
 
 def _reject_other_kind(owner: str, context: nn.Module, given: dict,
@@ -343,10 +408,26 @@ def _check_roi_head(context: nn.Module) -> Optional[int]:
     return stage
 
 
-def _upright(boxes: Tensor) -> Tensor:
-    """``boxes`` (Tensor[N, 4]) with each pair of coordinates ordered."""
-    return torch.cat([
-        torch.minimum(boxes[:, :2], boxes[:, 2:]),
-        torch.maximum(boxes[:, :2], boxes[:, 2:])
-    ],
-                     dim=1)
+def _no_inversion(boxes: Tensor) -> Tensor:
+    """``boxes`` (Tensor[N, 4]) with ``x2, y2`` raised to ``x1, y1`` where
+    they lie below (RoIAlign refuses a negative width or height)."""
+    return torch.cat([boxes[:, :2], boxes[:, 2:].maximum(boxes[:, :2])], 1)
+
+
+def _warn_merged_random_sampler(pos_fraction: Optional[float],
+                                neg_pos_ub: Optional[float]) -> None:
+    """Warn when the options are those of the base config's RandomSampler
+    (``pos_fraction=0.25, neg_pos_ub=-1``): mmengine merged them into the
+    sampler dict, which then trains with a 25% positive quota instead of
+    the paper's rule."""
+    if pos_fraction == 0.25 and neg_pos_ub == -1:
+        print_log(
+            'mmohem.OHEMSampler got pos_fraction=0.25, neg_pos_ub=-1: the '
+            "options of the base config's RandomSampler, merged into the "
+            'sampler dict because it lacks `_delete_=True`. OHEM now keeps '
+            'a 25% positive quota, not the paper\'s rule (positives and '
+            'negatives ranked together). Add `_delete_=True` to the sampler '
+            'dict; if the quota is meant, leave out `neg_pos_ub=-1` (the '
+            'default) to silence this warning.',
+            logger='current',
+            level=logging.WARNING)

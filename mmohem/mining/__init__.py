@@ -1,6 +1,7 @@
 """Mining math in plain torch: no registry, no mmdet / mmseg imports."""
 from .capture import CapturableMiner, MiningCapture
-from .example_loss import box_losses, cls_losses, example_losses
+from .example_loss import (box_losses, cls_losses, delta_affine, delta_targets,
+                           example_losses)
 from .hard_examples import (NMS_CHUNK, MiningResult, loss_nms,
                             mine_hard_examples, select_top_losses)
 from .pixel import (LABELS_NAME, check_finite_logits, check_labels,
@@ -9,9 +10,9 @@ from .pixel import (LABELS_NAME, check_finite_logits, check_labels,
 
 __all__ = [
     'CapturableMiner', 'MiningCapture', 'MiningResult', 'NMS_CHUNK',
-    'box_losses', 'cls_losses', 'example_losses', 'loss_nms',
-    'mine_hard_examples', 'select_top_losses', 'LABELS_NAME',
-    'check_finite_logits', 'check_labels', 'check_pixel_inputs',
+    'box_losses', 'cls_losses', 'delta_affine', 'delta_targets',
+    'example_losses', 'loss_nms', 'mine_hard_examples', 'select_top_losses',
+    'LABELS_NAME', 'check_finite_logits', 'check_labels', 'check_pixel_inputs',
     'hard_pixel_mask', 'pixel_nll', 'select_hard_pixels', 'top_loss_mask',
     'valid_pixels'
 ]

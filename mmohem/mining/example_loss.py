@@ -1,5 +1,5 @@
 """Per-example losses used to rank detection candidates."""
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +39,14 @@ def box_losses(bbox_pred: Tensor,
     Returns:
         Tensor[...]: Per-example loss, float32.
     """
-    loss = F.smooth_l1_loss(
+    return _smooth_l1(bbox_pred, bbox_targets, beta).where(is_pos, 0.)
+
+
+def _smooth_l1(bbox_pred: Tensor, bbox_targets: Tensor, beta: float) -> Tensor:
+    """Smooth-L1 summed over the coordinates, float32: Tensor[...]."""
+    return F.smooth_l1_loss(
         bbox_pred.float(), bbox_targets.float(), reduction='none',
         beta=beta).sum(-1)
-    return torch.where(is_pos, loss, loss.new_zeros(()))
 
 
 def example_losses(cls_score: Tensor,
@@ -69,4 +73,41 @@ def example_losses(cls_score: Tensor,
     loss = cls_losses(cls_score, labels)
     if bbox_pred is None:
         return loss
-    return loss + box_losses(bbox_pred, bbox_targets, is_pos, beta)
+    return torch.where(is_pos,
+                       loss + _smooth_l1(bbox_pred, bbox_targets, beta), loss)
+
+
+def delta_affine(means: Sequence[float], stds: Sequence[float],
+                 device: torch.device) -> Tensor:
+    """Scale and shift of :func:`delta_targets` for a delta coder's
+    ``target_means`` and ``target_stds``.
+
+    Returns:
+        Tensor[2, 4]: Row 0 multiplies the raw ``(2 dx, 2 dy, dw, dh)``,
+        row 1 is added.
+    """
+    scale = [0.5 / stds[0], 0.5 / stds[1], 1 / stds[2], 1 / stds[3]]
+    shift = [-m / s for m, s in zip(means, stds)]
+    return torch.tensor([scale, shift], device=device)
+
+
+def delta_targets(priors: Tensor, gt_bboxes: Tensor, affine: Tensor) -> Tensor:
+    """Normalised ``(dx, dy, dw, dh)`` regression targets of ``gt_bboxes``
+    from ``priors``: what mmdet's ``DeltaXYWHBBoxCoder.encode`` computes,
+    in ten operations instead of its 25.
+
+    Args:
+        priors (Tensor[N, 4]): Candidate boxes ``(x1, y1, x2, y2)``.
+        gt_bboxes (Tensor[N, 4]): The box each candidate regresses to.
+        affine (Tensor[2, 4]): :func:`delta_affine` of the coder.
+
+    Returns:
+        Tensor[N, 4]: Float32 targets.
+    """
+    priors, gt_bboxes = priors.float(), gt_bboxes.float()
+    prior_wh = priors[:, 2:] - priors[:, :2]
+    twice_gap = (gt_bboxes[:, :2] + gt_bboxes[:, 2:]) - (
+        priors[:, :2] + priors[:, 2:])
+    ratio = (gt_bboxes[:, 2:] - gt_bboxes[:, :2]) / prior_wh
+    deltas = torch.cat([twice_gap / prior_wh, ratio.log()], 1)
+    return torch.addcmul(affine[1], deltas, affine[0])

@@ -13,12 +13,12 @@ of the whole batch. Nothing here loops over boxes in Python.
 from typing import Iterator, NamedTuple, Optional, Tuple, Union
 
 import torch
-from mmcv.ops import nms
 from torch import Tensor
+from torchvision.ops import nms
 
 _MIN_NMS_PREFIX = 64
-# Boxes per loss-NMS call: mmcv's CUDA nms allocates an N x N/64 int64 mask
-# (32 MiB at this size) and its offsets overflow past about 370k boxes.
+# Boxes per loss-NMS call: a CUDA NMS kernel (torchvision's, as mmcv's)
+# allocates an N x N/64 int64 mask: 32 MiB at this size, 5 GiB at 200k.
 NMS_CHUNK = 16384
 
 
@@ -48,7 +48,7 @@ def loss_nms(boxes: Tensor,
     into chunks of about ``max_boxes`` boxes, and the boxes of a chunk go
     through one NMS call, shifted apart by group so that groups never
     overlap. A chunk holds fewer than ``max_boxes`` boxes plus its last
-    group, so the memory of the NMS kernel (mmcv's CUDA kernel allocates an
+    group, so the memory of the NMS kernel (a CUDA kernel allocates an
     ``N x N/64`` int64 mask) is bounded by the chunk, whatever the batch.
 
     Args:
@@ -115,8 +115,7 @@ def _shifted_nms(boxes: Tensor, scores: Tensor, group: Tensor,
     low = boxes.min()
     span = boxes.max() - low + 1
     shifted = boxes - low + (group.to(boxes) * span)[:, None]
-    _, keep = nms(shifted.contiguous(), scores.contiguous(), iou_thr)
-    return keep
+    return nms(shifted.contiguous(), scores.contiguous(), iou_thr)
 
 
 def select_top_losses(losses: Tensor,
@@ -179,7 +178,8 @@ def mine_hard_examples(losses: Tensor,
                        nms_thr: Optional[float] = 0.7,
                        labels: Optional[Tensor] = None,
                        pos_fraction: Optional[float] = None,
-                       neg_pos_ub: float = -1) -> MiningResult:
+                       neg_pos_ub: float = -1,
+                       check_finite: bool = True) -> MiningResult:
     """Loss-based NMS followed by the top-``num`` selection, per image.
 
     Greedy NMS decides whether a candidate survives from the candidates of
@@ -187,7 +187,9 @@ def mine_hard_examples(losses: Tensor,
     prefix of the candidates sorted by loss. The prefix starts at
     ``4 * num`` and doubles until every image has enough survivors (or is
     wholly covered): with thousands of anchors and a few hundred kept, NMS
-    never sees most of the easy negatives.
+    never sees most of the easy negatives. One image (a RoI head's call)
+    without a positive quota goes through one NMS call over all its
+    candidates, whose survivors come sorted by loss (:func:`_mine_image`).
 
     Args:
         losses (Tensor[B, N]): Per-candidate loss (must be finite on
@@ -202,11 +204,21 @@ def mine_hard_examples(losses: Tensor,
             included) for NMS per label; ``None`` for class-agnostic NMS.
         pos_fraction (float, optional): See :func:`select_top_losses`.
         neg_pos_ub (float): See :func:`select_top_losses`.
+        check_finite (bool): Raise ``FloatingPointError`` when a valid
+            candidate's loss is NaN or infinite (one read of the device);
+            a caller that checks later, from the sums of its statistics,
+            passes ``False``.
 
     Returns:
         MiningResult: The kept, examined and suppressed masks.
     """
-    num, most = _budget(num, losses, valid)
+    if (losses.size(0) == 1 and not torch.is_tensor(num)
+            and pos_fraction is None and losses.size(1) <= NMS_CHUNK):
+        if check_finite:
+            _budget(num, losses, valid)
+        return _mine_image(losses[0], valid[0], boxes[0], int(num), nms_thr,
+                           None if labels is None else labels[0])
+    num, most = _budget(num, losses, valid if check_finite else None)
     if nms_thr is None:
         kept = _select_top(losses, valid, is_pos, num, most, pos_fraction,
                            neg_pos_ub)
@@ -232,6 +244,48 @@ def mine_hard_examples(losses: Tensor,
     kept = _select_top(losses, survivors, is_pos, num, most, pos_fraction,
                        neg_pos_ub)
     return MiningResult(kept, examined, examined & ~survivors)
+
+
+def _mine_image(losses: Tensor, valid: Tensor, boxes: Tensor, num: int,
+                nms_thr: Optional[float],
+                labels: Optional[Tensor]) -> MiningResult:
+    """:func:`mine_hard_examples` of one image without a positive quota.
+
+    The candidates that may not be mined take part with a loss of
+    ``-inf``: greedy NMS visits them last, so they suppress none of the
+    others, and they are never kept. The NMS returns its survivors sorted
+    by loss, so the first ``num`` are the selection; no top-k follows.
+
+    Args:
+        losses (Tensor[N]): Per-candidate loss.
+        valid (Tensor[N]): Bool mask of candidates that may be mined.
+        boxes (Tensor[N, 4]): Candidate boxes.
+        num (int): How many to keep.
+        nms_thr (float, optional): IoU threshold; ``None``: no NMS.
+        labels (Tensor[N], optional): Labels for NMS per label.
+
+    Returns:
+        MiningResult: Masks of shape Tensor[1, N].
+    """
+    scores = losses.float().masked_fill(~valid, float('-inf'))
+    if nms_thr is None:
+        order = scores.topk(min(num, scores.numel())).indices
+        suppressed = torch.zeros_like(valid)
+    else:
+        order = nms(_apart(boxes.float(), labels), scores, nms_thr)
+        suppressed = valid.clone().index_fill_(0, order, False)
+        order = order[:num]
+    kept = torch.zeros_like(valid).index_fill_(0, order, True) & valid
+    return MiningResult(kept[None], valid[None], suppressed[None])
+
+
+def _apart(boxes: Tensor, labels: Optional[Tensor]) -> Tensor:
+    """``boxes`` (Tensor[N, 4]) shifted by label so that boxes of
+    different labels never overlap (NMS per label in one call)."""
+    if labels is None or boxes.numel() == 0:
+        return boxes
+    low, high = boxes.aminmax()
+    return torch.addcmul(boxes, labels[:, None], high - low + 1)
 
 
 def _prefix_suffices(survive: Tensor, is_pos: Tensor, top_valid: Tensor,

@@ -3,6 +3,9 @@ import difflib
 import inspect
 from typing import Any, Callable, Collection, Mapping, Optional, Tuple
 
+#: Parameters of a constructor that are not user options.
+_NOT_OPTIONS = ('self', 'context')
+
 
 def check_range(owner: str,
                 name: str,
@@ -60,8 +63,10 @@ def reject_unknown_options(owner: str, unknown: Mapping[str, Any],
 
 
 def signature_options(func: Callable) -> Tuple[str, ...]:
-    """The options a constructor takes, read from its signature: every
-    named parameter but ``self`` (``*args`` and ``**kwargs`` excluded).
+    """The options a constructor takes from the user, read from its
+    signature: every named parameter but ``self`` and ``context`` (the
+    module mmdet / mmseg pass a sampler, not an option), ``*args`` and
+    ``**kwargs`` excluded.
 
     Args:
         func (callable): E.g. ``SomeClass.__init__``.
@@ -71,8 +76,8 @@ def signature_options(func: Callable) -> Tuple[str, ...]:
     """
     return tuple(
         p.name for p in inspect.signature(func).parameters.values()
-        if p.name != 'self' and p.kind not in (p.VAR_POSITIONAL,
-                                               p.VAR_KEYWORD))
+        if p.name not in _NOT_OPTIONS and p.kind not in (p.VAR_POSITIONAL,
+                                                         p.VAR_KEYWORD))
 
 
 def _describe_range(kind: str, low: Optional[float], high: Optional[float],

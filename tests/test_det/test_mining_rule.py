@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from mmohem.det import BoxMiningRule
+from mmohem.det.mining_rule import summarise
 
 
 def _case(seed, images=3, cands=200):
@@ -57,14 +58,12 @@ def test_ranking_losses_and_statistics():
                        torch.tensor([[True, False]]),
                        torch.tensor([[[0., 0., 4., 4.], [9., 9., 12., 12.]]]),
                        torch.tensor([[0, 1]]))
-    stats = {
-        k: float(v)
-        for k, v in BoxMiningRule.statistics(
-            result, both, torch.tensor([[True, False]])).items()
-    }
+    stats = summarise(
+        BoxMiningRule.statistics(result, both,
+                                 torch.tensor([[True, False]])).tolist())
     assert stats == dict(
-        num_pos=1.,
-        num_neg=0.,
+        kept_pos=1.,
+        kept_neg=0.,
         no_pos_images=0.,
         nms_suppressed=0.,
         loss_kept=4.,
@@ -80,9 +79,28 @@ def test_images_whose_negatives_outrank_every_positive_are_counted():
     result = rule.mine(losses, torch.ones(2, 2, dtype=torch.bool), is_pos,
                        torch.zeros(2, 2, 4),
                        torch.zeros(2, 2).long())
-    stats = BoxMiningRule.statistics(result, losses, is_pos)
-    assert float(stats['no_pos_images']) == 0.5
-    assert float(stats['num_pos']) == 0.5
+    stats = summarise(
+        BoxMiningRule.statistics(result, losses, is_pos).tolist())
+    assert stats['no_pos_images'] == 0.5
+    assert stats['kept_pos'] == 0.5
+
+
+def test_a_non_finite_loss_is_an_error_when_the_statistics_are_read():
+    """Mining does not read the device to look for NaN; the sums of its
+    statistics reveal it, and summarising them raises."""
+    rule = BoxMiningRule('test', num=1, nms_thr=None)
+    losses = torch.tensor([[1., float('nan')], [6., 2.]])
+    is_pos = torch.tensor([[True, False], [True, False]])
+    valid = torch.ones(2, 2, dtype=torch.bool)
+    result = rule.mine(losses, valid, is_pos, torch.zeros(2, 2, 4),
+                       torch.zeros(2, 2).long())
+    rows = BoxMiningRule.statistics(result, losses, is_pos).tolist()
+    with pytest.raises(FloatingPointError, match='1 image'):
+        summarise(rows)
+    valid[0, 1] = False  # a NaN where nothing is mined is no error
+    result = rule.mine(losses, valid, is_pos, torch.zeros(2, 2, 4),
+                       torch.zeros(2, 2).long())
+    summarise(BoxMiningRule.statistics(result, losses, is_pos).tolist())
 
 
 @pytest.mark.parametrize('option, value, match', [

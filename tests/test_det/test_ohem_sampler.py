@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -279,12 +281,12 @@ def test_records_mining_statistics(detector_cfg):
     _train_step(model)
     scalars = MessageHub.get_current_instance().log_scalars
     for stage in range(3):
-        for name in ('num_pos', 'num_neg', 'nms_suppressed', 'loss_kept',
-                     'loss_all'):
-            assert f'train/ohem/s{stage}.{name}' in scalars
-    kept = scalars['train/ohem/s0.loss_kept'].current()
-    assert kept >= scalars['train/ohem/s0.loss_all'].current()
-    assert 0 <= scalars['train/ohem/s0.nms_suppressed'].current() <= 1
+        for name in ('kept_pos', 'kept_neg', 'no_pos_images', 'nms_suppressed',
+                     'loss_kept', 'loss_all'):
+            assert f'train/ohem_s{stage}_{name}' in scalars
+    kept = scalars['train/ohem_s0_loss_kept'].current()
+    assert kept >= scalars['train/ohem_s0_loss_all'].current()
+    assert 0 <= scalars['train/ohem_s0_nms_suppressed'].current() <= 1
     assert hub is MessageHub.get_current_instance()
 
 
@@ -370,7 +372,58 @@ def test_statistics_are_published_once_per_iteration(detector_cfg):
     model = MODELS.build(cfg)
     hub = MessageHub.get_instance('test_ohem_stats_once')
     _train_step(model, num_items=(3, 2))
-    values, counts = hub.log_scalars['train/ohem/num_pos'].data
+    values, counts = hub.log_scalars['train/ohem_kept_pos'].data
     assert len(values) == 1 and counts.tolist() == [1]
     _train_step(model, num_items=(3, 2))
-    assert len(hub.log_scalars['train/ohem/num_pos'].data[0]) == 2
+    assert len(hub.log_scalars['train/ohem_kept_pos'].data[0]) == 2
+
+
+def _build_log(monkeypatch, cfg):
+    """Build ``cfg`` and return what the sampler logged, by level."""
+    import mmohem.det.ohem_sampler as sampler_module
+    logged = []
+    monkeypatch.setattr(
+        sampler_module,
+        'print_log',
+        lambda msg, logger=None, level=20: logged.append((level, msg)))
+    MODELS.build(cfg)
+    return logged
+
+
+def test_build_logs_the_effective_rule(detector_cfg, monkeypatch):
+    cfg = detector_cfg(ROI_HEAD_CONFIGS[0])
+    set_sampler(cfg, dict(OHEM, nms_thr=0.5))
+    (level, line), = _build_log(monkeypatch, cfg)
+    assert level == 20
+    assert line == (
+        'mmohem.OHEMSampler for StandardRoIHead: OHEMSampler('
+        'BoxMiningRule(num=32, num_per_pos=None, nms_thr=0.5, '
+        "nms_per_label=True, loss='cls+bbox', pos_fraction=None, "
+        'neg_pos_ub=-1), add_gt_as_proposals=True, smooth_l1_beta=1.0, '
+        'score_chunk=auto (256 MiB))')
+
+
+def test_random_sampler_keys_merged_without_delete_are_a_warning(
+        detector_cfg, monkeypatch):
+    """A sampler dict written over the base config's RandomSampler without
+    ``_delete_=True`` keeps its pos_fraction and neg_pos_ub."""
+    cfg = detector_cfg(ROI_HEAD_CONFIGS[0])
+    cfg.train_cfg.rcnn.sampler.update(type='mmohem.OHEMSampler')
+    logged = _build_log(monkeypatch, cfg)
+    warnings = [msg for level, msg in logged if level == logging.WARNING]
+    assert len(warnings) == 1 and '`_delete_=True`' in warnings[0]
+    assert 'pos_fraction=0.25' in logged[-1][1]
+    set_sampler(cfg, dict(OHEM, pos_fraction=0.25))  # a quota, on purpose
+    assert all(level != logging.WARNING
+               for level, _ in _build_log(monkeypatch, cfg))
+
+
+def test_one_forward_scores_what_fits_the_memory_budget(detector_cfg):
+    """FPN: 256 x 7 x 7 RoI features, 2674 candidates per forward; the
+    small C4 head's 256 x 4 x 4 features, 8192."""
+    chunks = []
+    for config in ROI_HEAD_CONFIGS[:2]:
+        cfg = detector_cfg(config)
+        set_sampler(cfg, OHEM)
+        chunks.append(MODELS.build(cfg).roi_head.bbox_sampler._chunk())
+    assert chunks == [2674, 8192]

@@ -35,3 +35,18 @@ def test_dense_leading_dims():
     assert loss.shape == (2, 7)
     assert torch.allclose(
         loss[1], F.cross_entropy(scores[1], labels[1], reduction='none'))
+
+
+def test_delta_targets_are_the_delta_coders_encoding():
+    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+
+    from mmohem.mining import delta_affine, delta_targets
+    gen = torch.Generator().manual_seed(0)
+    priors = torch.rand(50, 4, generator=gen) * 60
+    priors[:, 2:] += priors[:, :2] + 1
+    gt = torch.rand(50, 4, generator=gen) * 60
+    gt[:, 2:] += gt[:, :2] + 1
+    means, stds = [0.1, -0.2, 0.05, 0.], [0.1, 0.1, 0.2, 0.3]
+    coder = DeltaXYWHBBoxCoder(target_means=means, target_stds=stds)
+    ours = delta_targets(priors, gt, delta_affine(means, stds, 'cpu'))
+    assert torch.allclose(ours, coder.encode(priors, gt), atol=1e-5)

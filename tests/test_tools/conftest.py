@@ -1,17 +1,20 @@
-"""Fixtures for the command-line tools: a tiny demo dataset and the
-``--cfg-options`` that point a demo config at it with a short schedule."""
+"""Fixtures for the command-line tools: a tiny demo dataset, the
+``--cfg-options`` that point a demo config at it with a short schedule, and
+two such runs of one OHEM arm launched as ``make demo`` launches its runs."""
 import importlib.util
+import io
 import os
 import os.path as osp
 import subprocess
 import sys
 from types import ModuleType
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 from mmengine.config import Config
 
 from mmohem.benchmark.pairs import data_root_options, schedule_options
+from mmohem.benchmark.runs import Job, Reporter, run_jobs, thread_env
 from mmohem.demo.generate import DatasetSpec, ensure_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -39,7 +42,7 @@ def demo_data(tmp_path_factory) -> str:
     return root
 
 
-@pytest.fixture
+@pytest.fixture(scope='session')
 def demo_options(demo_data) -> Callable[[str, int], List[str]]:
     """Factory: (config, iters) -> ``KEY=VALUE`` strings for the tools:
     the tiny dataset, ``iters`` iterations (evaluated and saved at the end),
@@ -91,3 +94,34 @@ def run_script() -> Callable[..., subprocess.CompletedProcess]:
                               timeout=900)
 
     return run
+
+
+#: Training iterations of each :func:`twin_runs` run.
+TWIN_ITERS = 4
+
+
+@pytest.fixture(scope='session')
+def twin_runs(ohem_demo_config, demo_options,
+              tmp_path_factory) -> Tuple[str, str]:
+    """Work dirs of two runs of the Faster R-CNN mmohem OHEM demo arm, same
+    seed, :data:`TWIN_ITERS` iterations (a log line and a candidate loss
+    each), launched as ``make demo`` launches its runs: ``tools/train.py``
+    subprocesses through :func:`~mmohem.benchmark.runs.run_jobs`, both at
+    once, one torch thread each."""
+    config = ohem_demo_config['det']
+    options = demo_options(config, TWIN_ITERS) + [
+        'randomness.seed=0', 'custom_hooks.0.interval=1'
+    ]
+    root = tmp_path_factory.mktemp('twin_runs')
+    dirs = (str(root / 'a'), str(root / 'b'))
+    jobs = [
+        Job(d, [
+            sys.executable,
+            osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', d,
+            '--cfg-options', *options
+        ], d, dict(thread_env(1), CUDA_VISIBLE_DEVICES='')) for d in dirs
+    ]
+    outcomes = run_jobs(jobs, 2, Reporter(io.StringIO()), lambda _: None)
+    for outcome in outcomes:
+        assert outcome.returncode == 0, open(outcome.stdout_log).read()[-3000:]
+    return dirs

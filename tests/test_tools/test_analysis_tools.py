@@ -18,7 +18,7 @@ def test_every_timing_script_is_found():
     names = {osp.basename(s) for s in ENTRY_POINTS}
     assert {
         'bench_roi_sampler.py', 'bench_seg.py', 'bench_ssd.py',
-        'bench_retina.py', 'profile_roi_forward.py'
+        'bench_retina.py', 'profile_roi_forward.py', 'count_launches.py'
     } <= names
 
 

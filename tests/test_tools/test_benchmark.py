@@ -1,14 +1,26 @@
 """tools/benchmark.py: --work-dirs on fabricated work dirs, the demo
-experiments, a tiny demo run."""
+experiments, the log keys (old and new, and as mmdet's log analyzer reads
+them), the provenance, the timers, a tiny demo run."""
+import ast
+import glob
 import json
 import os
 import os.path as osp
+import subprocess
+from collections import defaultdict
+from types import SimpleNamespace
 
 import pytest
+import torch
 
-from mmohem.benchmark.pairs import (DEMO_EXPERIMENTS, Arm, Experiment,
-                                    runnable_arms)
+from mmohem.benchmark.logs import (current_key, ohem_name, read_work_dir,
+                                   train_progress)
+from mmohem.benchmark.pairs import DEMO_EXPERIMENTS
+from mmohem.benchmark.plots import ohem_groups
+from mmohem.benchmark.provenance import (PACKAGES, data_digest, git_state,
+                                         package_versions)
 from mmohem.benchmark.table import METRICS, TRAIN_WINDOW
+from mmohem.benchmark.timing import time_training
 from mmohem.benchmark.workdirs import parse_entries
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -46,7 +58,8 @@ def _fake_work_dir(path,
                    text_log=False,
                    rss=None):
     """An mmengine work dir: one launch with training records every 10
-    iterations and one evaluation at the last."""
+    iterations and one evaluation at the last; with ``ohem``, the records
+    carry ``ohem/num_pos`` as mmohem logged it before the flat names."""
     records = []
     for i, seconds in enumerate(times, start=1):
         record = dict(
@@ -70,10 +83,12 @@ def _fake_work_dir(path,
     os.makedirs(launch)
     with open(osp.join(launch, f'{LAUNCH}.log'), 'w') as f:
         for r in records:
+            mined = (f'ohem/num_pos: {r["ohem/num_pos"]:.4f}  '
+                     if ohem else '')
             f.write(f'11/25 10:15:00 - mmengine - INFO - Iter(train) '
                     f'[{r["step"]:>3}/40]  lr: 1.0000e-02  eta: 0:00:10'
                     f'  time: {r["time"]:.4f}  data_time: 0.0100  '
-                    f'loss: {r["loss"]:.4f}\n')
+                    f'{mined}loss: {r["loss"]:.4f}\n')
         f.write('11/25 10:16:00 - mmengine - INFO - Iter(val) [4/4]    '
                 f'coco/bbox_mAP: {map_value:.4f}  coco/bbox_mAP_50: '
                 '0.5000  data_time: 0.0100  time: 0.2000\n')
@@ -169,9 +184,10 @@ def test_three_arms_from_work_dirs(benchmark, tmp_path):
     assert (out / 'benchmark.png').stat().st_size > 0
 
 
-def test_work_dirs_mode_reads_base_and_ohem(benchmark, tmp_path):
-    """The two-arm spelling of earlier versions: ``base=`` and ``ohem=``
-    are the arms ``baseline`` and ``OHEM``."""
+def test_work_dirs_mode_reads_two_arms_and_a_text_log(benchmark, tmp_path):
+    """Two arms, one logged only as text, in the old ``ohem/...`` keys;
+    --work-dirs records no demo settings and names whose provenance it
+    records."""
     base = _fake_work_dir(
         tmp_path / 'base', 0.300, [9.0, 1.0, 1.2, 1.4], rss=900.0)
     ohem = _fake_work_dir(
@@ -182,10 +198,14 @@ def test_work_dirs_mode_reads_base_and_ohem(benchmark, tmp_path):
         rss=1000.0)
     out = tmp_path / 'out'
     code = benchmark.main([
-        '--work-dirs', f'ohem={ohem}', f'base={base}', 'name=R50-FPN', '--out',
+        '--work-dirs', f'arm=baseline:{base}', f'arm=OHEM:{ohem}',
+        'name=R50-FPN', '--out',
         str(out)
     ])
     assert code == 0
+    run = read_work_dir(str(ohem))
+    assert run.series('ohem_kept_pos') == ([10, 20, 30, 40], [6, 7, 8, 9])
+    assert not any(k.startswith('ohem/') for k in run.keys())
     rows = _table_rows(out)
     assert list(rows) == [('bbox mAP', 'baseline'), ('bbox mAP', 'OHEM')]
     base_row, ohem_row = rows.values()
@@ -203,6 +223,13 @@ def test_work_dirs_mode_reads_base_and_ohem(benchmark, tmp_path):
     assert result['rows'][1]['delta'] == pytest.approx(2.5)
     arms = {run['arm']: run for run in result['runs']}
     assert arms['OHEM']['sec_per_iter'] == pytest.approx(1.6)
+    assert arms['OHEM']['threads'] is None  # not trained by this tool
+    assert result['settings'] is None
+    assert result['provenance']['data'] is None
+    assert result['provenance']['git']['commit'] == _git('rev-parse', 'HEAD')
+    page = (out / 'benchmark.md').read_text()
+    assert 'torch threads of the runs not recorded' in page
+    assert 'those that trained them are not recorded here' in page
     assert (out / 'benchmark.png').stat().st_size > 0
 
 
@@ -241,31 +268,36 @@ def test_work_dirs_mode_reads_the_benchmark_layout(benchmark, tmp_path):
 
 def test_work_dirs_entries_group_into_experiments(tmp_path):
     """An experiment ends at a repeated arm name, a second ``name=`` or a
-    ROOT; ``base=`` is the baseline wherever it stands."""
+    ROOT; its arms keep their order, the first being the baseline."""
     dirs = [
         str(_fake_work_dir(tmp_path / f'w{i}', 0.3, [1.0])) for i in range(5)
     ]
     found = parse_entries([
         f'arm=plain:{dirs[0]},{dirs[1]}', f'arm=odd:name:{dirs[2]}', 'name=A',
-        f'arm=plain:{dirs[3]}', f'ohem={dirs[4]}', f'base={dirs[2]}', 'name=B'
+        f'arm=plain:{dirs[3]}', f'arm=OHEM:{dirs[4]}', 'name=B',
+        f'arm=again:{dirs[2]}'
     ])
     assert [(e.model, [(a.name, a.dirs) for a in e.arms]) for e in found] == [
         ('A', [('plain', dirs[:2]), ('odd:name', [dirs[2]])]),
-        ('B', [('baseline', [dirs[2]]), ('plain', [dirs[3]]),
-               ('OHEM', [dirs[4]])]),
+        ('B', [('plain', [dirs[3]]), ('OHEM', [dirs[4]]),
+               ('again', [dirs[2]])]),
     ]
 
 
-@pytest.mark.parametrize('entries, message', [
-    (['arm=nodir'], r'arm=nodir: expected arm=NAME:DIR'),
-    (['arm=:{w}', 'arm=b:{w}'], r'arm=:.*: empty name'),
-    (['arm=a:', 'arm=b:{w}'], r'arm=a:: names no work dir'),
-    (['arm=a:{w}', 'arm=b:{x}'], r'arm=b:.*is not an mmengine work dir'),
-    (['arm=a:{w}', 'name=M'], r"experiment 'M' has a; it needs"),
-    (['base={w}', 'base={w}', 'ohem={w}'], r'has baseline; it needs'),
-    (['{x}'], r'no such folder'),
-    (['{t}'], r'no <model>/baseline/ folders'),
-])
+@pytest.mark.parametrize(
+    'entries, message',
+    [
+        (['arm=nodir'], r'arm=nodir: expected arm=NAME:DIR'),
+        (['arm=:{w}', 'arm=b:{w}'], r'arm=:.*: empty name'),
+        (['arm=a:', 'arm=b:{w}'], r'arm=a:: names no work dir'),
+        (['arm=a:{w}', 'arm=b:{x}'], r'arm=b:.*is not an mmengine work dir'),
+        (['arm=a:{w}', 'name=M'], r"experiment 'M' has a; it needs"),
+        (['arm=a:{w}', 'arm=a:{w}', 'arm=b:{w}'], r"has a; it needs"),
+        # The base=/ohem= spelling of earlier versions is gone: a ROOT to it.
+        (['base={w}', 'ohem={w}'], r'base=.*: no such folder'),
+        (['{x}'], r'no such folder'),
+        (['{t}'], r'no <model>/baseline/ folders'),
+    ])
 def test_work_dirs_errors_name_the_entry(tmp_path, entries, message):
     work = str(_fake_work_dir(tmp_path / 'w', 0.3, [1.0]))
     (tmp_path / 'empty').mkdir()
@@ -308,10 +340,11 @@ def test_demo_experiments():
     assert [e.key for e in DEMO_EXPERIMENTS if not e.default] == ['retinanet']
 
 
-def test_experiments_option_and_its_pairs_alias(benchmark, tmp_path):
-    for option in ('--experiments', '--pairs'):
-        args = benchmark.parse_args(['--demo', option, 'ssd', 'pspnet'])
-        assert args.experiments == ['ssd', 'pspnet']
+def test_experiments_option(benchmark, tmp_path, capsys):
+    """``--experiments`` picks demo experiments; an unknown one stops the
+    command before the data is generated; ``--pairs`` is no option."""
+    args = benchmark.parse_args(['--demo', '--experiments', 'ssd', 'pspnet'])
+    assert args.experiments == ['ssd', 'pspnet']
     with pytest.raises(SystemExit, match='unknown experiment'):
         benchmark.main([
             '--demo', '--experiments', 'nope', '--data-root',
@@ -319,28 +352,13 @@ def test_experiments_option_and_its_pairs_alias(benchmark, tmp_path):
             str(tmp_path / 'out')
         ])
     assert not (tmp_path / 'data').exists()
-
-
-def test_arms_with_unregistered_types_are_skipped(tmp_path):
-    for name, kind in (('base', 'Conv2d'), ('ok', 'mmohem.OHEMSampler'),
-                       ('todo', 'mmohem.NotWrittenYet')):
-        (tmp_path / f'{name}.py').write_text(f'model = dict(type={kind!r})\n')
-    experiment = Experiment('exp', 'Model',
-                            (Arm('baseline', 'base.py'), Arm(
-                                'later', 'todo.py'), Arm('now', 'ok.py')))
-    kept, skipped = runnable_arms(experiment, str(tmp_path))
-    assert [a.name for a in kept.arms] == ['baseline', 'now']
-    assert skipped == [('exp / later',
-                        'mmohem.NotWrittenYet is not registered yet')]
-    alone = Experiment('two', 'Model', experiment.arms[:2])
-    kept, skipped = runnable_arms(alone, str(tmp_path))
-    assert kept is None
-    assert skipped[-1] == ('two', 'only its baseline left to run')
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(['--demo', '--pairs', 'ssd'])
+    assert 'unrecognized arguments: --pairs' in capsys.readouterr().err
 
 
 def test_candidate_loss_window_is_the_last_iterations(tmp_path):
     """Records of the last TRAIN_WINDOW iterations count, earlier ones not."""
-    from mmohem.benchmark.logs import read_work_dir
     (metric, ) = [m for m in METRICS if m.source == 'train']
     last = 3 * TRAIN_WINDOW
     path = _write_scalars(tmp_path / 'w', [
@@ -385,6 +403,25 @@ def test_tiny_demo_run_writes_table_and_json(benchmark, tmp_path):
     table = (out / 'benchmark.md').read_text()
     assert 'PSPNet' in table and 'mmseg OHEM' in table
     assert (out / 'benchmark.png').stat().st_size > 0
+    # Provenance: what the runs were given and how they ran, the code, the
+    # packages and the data they trained on.
+    settings = result['settings']
+    assert settings == dict(
+        seeds=1,
+        iters=2,
+        jobs=min(2, os.cpu_count()),
+        threads=max(1,
+                    os.cpu_count() // settings['jobs']))
+    assert {run['threads'] for run in runs.values()} == {settings['threads']}
+    assert max(run['concurrent_runs']
+               for run in runs.values()) == settings['jobs']
+    prov = result['provenance']
+    assert prov['data'] == data_digest(str(tmp_path / 'data'))
+    assert prov['git']['commit'] == _git('rev-parse', 'HEAD')
+    assert prov['packages']['torch'] == torch.__version__
+    assert f'sha256 {prov["data"]["sha256"][:16]}' in table
+    assert (f'torch threads per run: {settings["threads"]}, up to '
+            f'{settings["jobs"]} runs at once') in table
 
 
 def test_retinanet_experiment_runs_on_request_only(benchmark, tmp_path):
@@ -393,7 +430,7 @@ def test_retinanet_experiment_runs_on_request_only(benchmark, tmp_path):
     out = tmp_path / 'out'
     code = benchmark.main([
         '--demo',
-        '--pairs',
+        '--experiments',
         'retinanet',
         '--iters',
         '2',
@@ -420,7 +457,6 @@ def test_retinanet_experiment_runs_on_request_only(benchmark, tmp_path):
 
 
 def test_train_progress_reads_the_last_training_line():
-    from mmohem.benchmark.logs import train_progress
     log = '\n'.join([
         '2026/11/26 14:37:10 - mmengine - INFO - Iter(train) [ 10/800]  '
         'lr: 1.0e-03  eta: 0:01:52  time: 0.12  loss: 2.02',
@@ -431,3 +467,218 @@ def test_train_progress_reads_the_last_training_line():
     ])
     assert train_progress(log) == (20, 800, '1 day, 0:01:40')
     assert train_progress('no training yet') is None
+
+
+def _git(*args):
+    return subprocess.run(['git', '-C', ROOT, *args],
+                          capture_output=True,
+                          text=True,
+                          check=True).stdout.strip()
+
+
+# Log keys --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('old, new', [
+    ('ohem/num_pos', 'ohem_kept_pos'),
+    ('ohem/num_neg', 'ohem_kept_neg'),
+    ('ohem/no_pos_images', 'ohem_no_pos_images'),
+    ('ohem/nms_suppressed', 'ohem_nms_suppressed'),
+    ('ohem/loss_kept', 'ohem_loss_kept'),
+    ('ohem/loss_all', 'ohem_loss_all'),
+    ('ohem/kept_fraction', 'ohem_kept_fraction'),
+    ('ohem/num_kept', 'ohem_kept_pixels'),
+    ('ohem/s1.num_pos', 'ohem_s1_kept_pos'),
+    ('ohem/s0.loss_kept', 'ohem_s0_loss_kept'),
+    ('ohem_kept_pos', 'ohem_kept_pos'),
+    ('loss_cls', 'loss_cls'),
+    ('coco/bbox_mAP', 'coco/bbox_mAP'),
+])
+def test_old_ohem_keys_read_as_the_new_ones(old, new):
+    assert current_key(old) == new
+
+
+def test_an_old_log_reads_like_a_new_one(tmp_path):
+    """Old ``ohem/...`` keys give the same run, table metric and plot
+    groups as the flat keys."""
+    old = dict(lr=0.1, loss=1.0, step=10)
+    old.update({
+        'ohem/num_pos': 3.0,
+        'ohem/s1.num_neg': 60.0,
+        'ohem/no_pos_images': 0.25,
+        'ohem/s1.loss_all': 0.5,
+        'ohem/num_kept': 900.0,
+        'ohem/kept_fraction': 0.2,
+    })
+    new = {current_key(k): v for k, v in old.items()}
+    runs = [
+        read_work_dir(_write_scalars(tmp_path / name, [record]))
+        for name, record in (('old', old), ('new', new))
+    ]
+    assert runs[0].train == runs[1].train
+    assert runs[0].keys() == [
+        'lr', 'loss', 'step', 'ohem_kept_pos', 'ohem_s1_kept_neg',
+        'ohem_no_pos_images', 'ohem_s1_loss_all', 'ohem_kept_pixels',
+        'ohem_kept_fraction'
+    ]
+    (no_pos, ) = [m for m in METRICS if m.key.endswith('no_pos_images')]
+    assert no_pos.value(runs[0]) == no_pos.value(runs[1]) == 0.25
+    assert ohem_groups(runs[0].keys()) == {
+        'kept examples':
+        ['ohem_kept_pos', 'ohem_s1_kept_neg', 'ohem_kept_pixels'],
+        'mean loss': ['ohem_s1_loss_all'],
+        'rate / other': ['ohem_no_pos_images', 'ohem_kept_fraction'],
+    }
+    assert ohem_name('ohem_s1_kept_neg') == 'kept_neg'
+    assert ohem_name('loss_cls') is None
+
+
+def _mmdet_load_json_logs():
+    """``load_json_logs`` of mmdet's ``tools/analysis_tools/analyze_logs.py``
+    as installed (the function alone: the script imports seaborn)."""
+    import mmdet
+    path = osp.join(
+        osp.dirname(mmdet.__file__), '.mim', 'tools', 'analysis_tools',
+        'analyze_logs.py')
+    if not osp.isfile(path):
+        pytest.skip(f'mmdet ships no {path}')
+    with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+    (function, ) = [
+        node for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name == 'load_json_logs'
+    ]
+    scope = dict(json=json, defaultdict=defaultdict)
+    exec(compile(ast.Module([function], []), path, 'exec'), scope)
+    return scope['load_json_logs']
+
+
+def _analyzed_keys(load_json_logs, record, path):
+    """The keys mmdet's analyzer keeps of one log line."""
+    path.write_text(json.dumps(record) + '\n')
+    (log_dict, ) = load_json_logs([str(path)])
+    return set(log_dict[1])
+
+
+def test_mmdet_log_analyzer_keeps_every_ohem_training_scalar(
+        twin_runs, tmp_path):
+    """mmdet 3.3's analyze_logs.py reads a key holding ``/`` as a
+    validation metric and drops the keys after it on its line: the
+    training lines of an OHEM run keep every key (losses, mining
+    statistics); under the old ``ohem/...`` names they lost the losses."""
+    load_json_logs = _mmdet_load_json_logs()
+    (scalars, ) = glob.glob(
+        osp.join(twin_runs[0], '*', 'vis_data', 'scalars.json'))
+    with open(scalars) as f:
+        train = [r for r in map(json.loads, f) if 'lr' in r]
+    assert train
+    for record in train:
+        assert {'loss_cls', 'loss_bbox', 'ohem_kept_pos'} <= set(record)
+        kept = _analyzed_keys(load_json_logs, record, tmp_path / 'new.json')
+        assert kept == set(record)
+    # The same line with its mining statistics first, under the old names.
+    mining = {k: v for k, v in train[0].items() if k.startswith('ohem_')}
+    old = {k.replace('ohem_', 'ohem/', 1): v for k, v in mining.items()}
+    old.update((k, v) for k, v in train[0].items() if k not in mining)
+    assert 'loss_cls' not in _analyzed_keys(load_json_logs, old,
+                                            tmp_path / 'old.json')
+
+
+# Provenance ------------------------------------------------------------------
+
+
+def test_data_digest_covers_names_and_contents(tmp_path):
+    (tmp_path / 'images').mkdir()
+    (tmp_path / 'images' / 'a.png').write_bytes(b'pixels')
+    (tmp_path / 'meta.json').write_text('{}')
+    first = data_digest(str(tmp_path))
+    assert first['files'] == 2 and len(first['sha256']) == 64
+    assert data_digest(str(tmp_path)) == first
+    (tmp_path / 'images' / 'a.png').write_bytes(b'pixelz')
+    changed = data_digest(str(tmp_path))['sha256']
+    (tmp_path / 'images' / 'a.png').rename(tmp_path / 'images' / 'b.png')
+    renamed = data_digest(str(tmp_path))['sha256']
+    assert len({first['sha256'], changed, renamed}) == 3
+
+
+def test_git_state_sees_a_dirty_tree(tmp_path):
+
+    def git(*args):
+        subprocess.run(['git', '-C', str(tmp_path), *args],
+                       check=True,
+                       capture_output=True)
+
+    assert git_state(str(tmp_path))['commit'] is None
+    git('init', '-q')
+    (tmp_path / 'a.py').write_text('x = 1\n')
+    git('add', 'a.py')
+    git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'a')
+    clean = git_state(str(tmp_path))
+    assert len(clean['commit']) == 40
+    assert (clean['dirty'], clean['changed']) == (False, [])
+    (tmp_path / 'a.py').write_text('x = 2\n')
+    (tmp_path / 'b.py').write_text('')
+    dirty = git_state(str(tmp_path))
+    assert dirty['commit'] == clean['commit']
+    assert (dirty['dirty'], dirty['changed']) == (True, [' M a.py', '?? b.py'])
+
+
+def test_package_versions_are_the_imported_ones():
+    import importlib.metadata
+    versions = package_versions()
+    assert list(versions) == list(PACKAGES)
+    assert versions['torch'] == torch.__version__
+    assert versions['mmseg'] == importlib.metadata.version('mmsegmentation')
+    assert versions['mmdet'] == '3.3.0' and versions['mmcv'] == '2.1.0'
+    assert all(versions.values()), versions
+
+
+# Timers ----------------------------------------------------------------------
+
+
+class _TinyModel(torch.nn.Module):
+    """A model with mmengine's loss interface that calls ``owner.part``."""
+
+    def __init__(self, owner):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 1)
+        self.owner = owner
+
+    def forward(self, inputs, mode):
+        return dict(loss=self.owner.part(self.linear(inputs)).pow(2).mean())
+
+    def parse_losses(self, losses):
+        return losses['loss'], {}
+
+
+class _Part:
+    """The holder of the timed method, which raises at call ``fail_at``."""
+
+    def __init__(self, fail_at):
+        self.calls, self.fail_at = 0, fail_at
+
+    def part(self, x):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError('step failed')
+        return 2 * x
+
+
+@pytest.mark.parametrize('fail_at', [None, 2])
+@pytest.mark.parametrize('own', [False, True])
+def test_time_training_restores_the_timed_method(fail_at, own):
+    """After timing, the owner's method is what it was (its class's, or its
+    own attribute), also when an iteration raises."""
+    holder = _Part(fail_at)
+    owner = SimpleNamespace(part=holder.part) if own else holder
+    before = vars(owner).get('part')
+    model = _TinyModel(owner)
+    data = dict(inputs=torch.ones(3, 2))
+    if fail_at is None:
+        result = time_training(model, data, owner, 'part', 1, 2)
+        assert len(result['iter_times']) == 2 and result['part_ms'] > 0
+    else:
+        with pytest.raises(RuntimeError, match='step failed'):
+            time_training(model, data, owner, 'part', 1, 2)
+    assert vars(owner).get('part') is before
+    assert owner.part.__func__ is _Part.part

@@ -28,11 +28,15 @@ def test_cpu_run_reports_every_section(tmp_path, run_script):
         'RoI image (1x2000, keep 512)', 'SSD batch (8x8732, keep 64)',
         'pixels (8x19x128x256)'
     }
+    arms = {(r['case'], r['arm']) for r in report['launches']}
+    assert ('RoI sampling', 'mmohem.OHEMSampler') in arms
+    assert all(r['ops'] > 0 for r in report['launches'])
     text = (tmp_path / 'gpu_check.md').read_text()
     for heading in ('## Build', '## RoI-head gradients under autocast',
                     '## Same examples on the CPU and the device',
                     '## Loss-based NMS: peak memory and time',
-                    '## Host synchronisations per miner step'):
+                    '## Host synchronisations per miner step',
+                    '## Launches per mining step'):
         assert heading in text
     assert '**passed**' in text
 

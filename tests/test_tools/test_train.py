@@ -14,6 +14,8 @@ import sys
 import pytest
 from mmengine.config import Config
 
+from mmohem.benchmark.logs import OHEM_PREFIX
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TASKS = ['det', 'seg']
 
@@ -60,7 +62,7 @@ def test_resume_continues_to_the_same_iteration_count(task, ohem_demo_config,
     assert _train_iters(first_log) == [1, 2]
     assert 'resumed' in second_log.lower()
     assert _train_iters(second_log) == [3, 4]
-    assert 'ohem/' in second_log
+    assert OHEM_PREFIX in second_log
     checkpoint = tmp_path / 'iter_4.pth'
     assert checkpoint.is_file()
     test_dir = tmp_path / 'test'
@@ -98,7 +100,7 @@ def test_two_process_gloo_training(task, ohem_demo_config, demo_options,
     assert 'Distributed training: True' in log
     assert re.search(r'GPU number: 2\b', log)  # mmengine's name for ranks
     assert _train_iters(log)[-1] == 3
-    assert 'ohem/' in log
+    assert OHEM_PREFIX in log
     # Both ranks mined and finished (exit 0 above); the log is rank 0's.
     assert (tmp_path / 'iter_3.pth').is_file()
 
@@ -133,10 +135,10 @@ def _train_records(work_dir):
 
 
 def _ohem_records(work_dir):
-    """The ``ohem/...`` scalars of every logged training iteration."""
+    """The ``ohem_...`` scalars of every logged training iteration."""
     return [{
         k: v
-        for k, v in r.items() if k.startswith('ohem/')
+        for k, v in r.items() if k.startswith(OHEM_PREFIX)
     } for r in _train_records(work_dir)]
 
 
