@@ -5,7 +5,7 @@
 # AP with R-101-FPN at 600 px, against 36.0 with focal loss). The head type,
 # its loss_cls and train_cfg.sampler are the only changes. The paper's other
 # rows: num=256 or 512, nms_thr=0.7; its "OHEM 1:3" rows: nms_thr=None,
-# pos_fraction=0.25 (README, "Dense heads").
+# pos_fraction=0.25 (docs/detection.md).
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmohem'], allow_failed_imports=False)
 
