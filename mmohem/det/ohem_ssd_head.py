@@ -16,6 +16,9 @@ class OHEMSSDHead(OHEMDenseHeadMixin, SSDHead):
     used). SSD has no loss modules: the per-anchor losses are its own,
     softmax cross-entropy and, for positives, smooth-L1 with
     ``train_cfg.smoothl1_beta``. Both are divided by ``SSDHead``'s
-    normaliser, the number of positive anchors of the batch (at least one
-    per image).
+    normaliser, the number of positive anchors of the batch, but by at
+    least ``num / num_per_pos`` per image (16 for ``num=64,
+    num_per_pos=4``): an image without ground truth still keeps ``num``
+    negatives, which upstream's 3:1 mining would not, and divided by one
+    they would weigh 16 times more than a normal image's kept anchors.
     """

@@ -14,24 +14,31 @@ The selection (see :mod:`mmohem.mining.pixel`): a valid pixel is hard when
 the softmax probability of its true class is below ``thresh``; at least
 ``min_kept`` pixels per image (times the batch, mined as one pool as mmseg
 does) or ``min_kept_ratio`` of the batch's valid pixels are kept, the least
-confident first; ``thresh=None`` keeps the top ``min_kept`` by loss. Pixels
-are ranked by their unweighted softmax cross-entropy, whatever the class
-weights.
+confident first, and at least one pixel whenever one is valid;
+``thresh=None`` keeps the top ``min_kept`` by loss. Pixels are ranked by
+their unweighted softmax cross-entropy, whatever the class weights.
+
+Binary segmentation the mmseg 1.x way (``out_channels=1``, ``num_classes=2``
+and ``loss_decode`` with ``use_sigmoid=True``; label 1 foreground, 0
+background) ranks by the per-pixel binary cross-entropy with logits: the
+sampler finds such a head in its context, the loss takes
+``use_sigmoid=True``.
 
 Both flavours can be armed by ``mmohem.OHEMVisHook`` (see
 :mod:`mmohem.mining.capture`): an armed one stores the kept-pixel mask of
 the batch's first image in ``ohem_capture``.
 """
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
+from mmseg.models import losses as mmseg_losses
 from mmseg.models.losses.utils import get_class_weight
 from mmseg.structures.sampler import BasePixelSampler
 from torch import Tensor, nn
 
-from mmohem.mining import (CapturableMiner, check_pixel_inputs,
-                           hard_pixel_mask, select_hard_pixels, valid_pixels)
+from mmohem.mining import (CapturableMiner, PixelSelection, class_targets,
+                           mine_pixels, num_classes, pixel_bce,
+                           pixel_cross_entropy, select_pixels, valid_pixels)
 from mmohem.registry import SEG_MODELS, SEG_TASK_UTILS
 from mmohem.utils import (MiningStats, check_choice, check_range,
                           reject_unknown_options, signature_options)
@@ -40,6 +47,13 @@ NAME = 'mmohem.OhemCrossEntropy'
 DEFAULT_MIN_KEPT = 100000
 REDUCTIONS = ('none', 'mean', 'sum')
 _EPS = torch.finfo(torch.float32).eps
+#: mmseg losses that cannot apply the per-pixel weight a pixel sampler
+#: passes to every loss of ``loss_decode``: they fail on it (DiceLoss and
+#: FocalLoss assert or mismatch shapes, the others take no ``weight``) or
+#: drop it (TverskyLoss, LovaszLoss, HuasdorffDisstanceLoss).
+UNWEIGHTED_LOSSES = ('DiceLoss', 'FocalLoss', 'TverskyLoss', 'LovaszLoss',
+                     'HuasdorffDisstanceLoss', 'BoundaryLoss', 'SiLogLoss',
+                     'OhemCrossEntropy')
 
 
 class OhemRule:
@@ -103,11 +117,15 @@ class OhemCrossEntropySampler(BasePixelSampler, CapturableMiner):
     """OHEM pixel sampler: ``decode_head.sampler`` flavour.
 
     Returns the 0/1 per-pixel weight that ``BaseDecodeHead.loss_by_feat``
-    passes to every loss of ``loss_decode``. The same pixels as mmseg's
-    ``OHEMPixelSampler`` with the same ``thresh`` and ``min_kept``, found
-    with an ``O(N)`` top-k instead of a sort and without a softmax tensor
-    of the logits' size. With ``thresh=None`` pixels are ranked by their
-    softmax cross-entropy (mmseg ranks by the sum of ``loss_decode``).
+    passes to every loss of ``loss_decode``, so each of them must apply it:
+    building fails on a loss that cannot (:data:`UNWEIGHTED_LOSSES`, e.g.
+    ``DiceLoss``; put the loss flavour in ``loss_decode`` instead). The
+    same pixels as mmseg's ``OHEMPixelSampler`` with the same ``thresh``
+    and ``min_kept``, found without a sort and without a softmax tensor of
+    the logits' size. With ``thresh=None`` pixels are ranked by their
+    softmax cross-entropy (mmseg ranks by the sum of ``loss_decode``). A
+    binary head (``out_channels=1``, its losses with ``use_sigmoid=True``)
+    is mined by the per-pixel binary cross-entropy of its single logit.
 
     Args:
         context (nn.Module): The decode head (mmseg passes it); its
@@ -130,13 +148,16 @@ class OhemCrossEntropySampler(BasePixelSampler, CapturableMiner):
             signature_options(OhemCrossEntropySampler.__init__))
         self.rule = OhemRule(owner, thresh, min_kept, min_kept_ratio)
         _check_context(owner, context)
+        _check_weighted_losses(owner, context)
+        self.sigmoid = _is_sigmoid_head(owner, context)
         self.context = context
 
     def sample(self, seg_logit: Tensor, seg_label: Tensor) -> Tensor:
         """Per-pixel weight: 1 for the kept pixels, 0 elsewhere.
 
         Args:
-            seg_logit (Tensor[B, C, H, W]): Logits, resized to the labels.
+            seg_logit (Tensor[B, C, H, W]): Logits, resized to the labels;
+                Tensor[B, 1, H, W] for a binary head.
             seg_label (Tensor[B, 1, H, W]): Labels.
 
         Returns:
@@ -144,20 +165,38 @@ class OhemCrossEntropySampler(BasePixelSampler, CapturableMiner):
 
         Raises:
             FloatingPointError: When ``seg_logit`` holds NaN or inf.
-            ValueError: When a label is neither a class nor ignored.
+            ValueError: When a label is neither a class nor ignored, or the
+                channels do not match the head.
         """
         labels = _label_map(seg_label, seg_logit)
-        keep = hard_pixel_mask(
+        self._check_channels(seg_logit)
+        mined = mine_pixels(
             seg_logit,
             labels,
             ignore_index=self.context.ignore_index,
             name=f'{NAME} (sampler): seg_logits',
+            sigmoid=self.sigmoid,
             **self.rule.mining_args(labels.size(0)))
-        record_kept_pixels(keep, valid_pixels(labels,
-                                              self.context.ignore_index))
+        record_kept_pixels(mined, labels.size(0))
         if self.ohem_capture is not None:
-            self.ohem_capture.store_pixels(keep)
-        return keep.to(seg_logit.dtype)
+            self.ohem_capture.store_pixels(mined.keep)
+        return mined.keep.to(seg_logit.dtype)
+
+    def _check_channels(self, seg_logit: Tensor) -> None:
+        """One channel exactly when the head is a binary sigmoid head."""
+        channels = seg_logit.size(1)
+        if self.sigmoid and channels != 1:
+            raise ValueError(
+                f'{NAME} (sampler): the decode head is binary '
+                '(`out_channels`=1, `use_sigmoid`=True) but seg_logit has '
+                f'{channels} channels (shape {tuple(seg_logit.shape)}).')
+        if not self.sigmoid and channels == 1:
+            raise ValueError(
+                f'{NAME} (sampler): seg_logit has 1 channel but the decode '
+                'head is not a binary sigmoid head (its `out_channels` is '
+                f'{getattr(self.context, "out_channels", None)!r}); for '
+                'binary segmentation set out_channels=1, num_classes=2 and '
+                'use_sigmoid=True in its loss_decode, as mmseg does.')
 
 
 @SEG_MODELS.register_module(name='OhemCrossEntropy')
@@ -172,7 +211,10 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
     ``ignore_index`` the head passes wins over this loss's own, ``weight``
     (a sampler's) multiplies the pixels' losses, ``avg_factor`` replaces
     the normaliser, and the loss is in the backward graph because
-    ``loss_name`` starts with ``loss_``.
+    ``loss_name`` starts with ``loss_``. With ``use_sigmoid=True`` it is
+    the binary cross-entropy with logits of a single-channel binary head
+    (``out_channels=1``; label 1 foreground, 0 background), mined the same
+    way (hard: probability of the true class below ``thresh``).
 
     ``reduction='mean'`` divides the sum of the kept pixels' weighted
     losses by:
@@ -194,7 +236,8 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
         min_kept (int, optional): See :class:`OhemRule`.
         min_kept_ratio (float, optional): See :class:`OhemRule`.
         class_weight (list[float] | str, optional): Weight >= 0 of each
-            class, or a file holding them (as mmseg).
+            class (2 entries, background and foreground, with
+            ``use_sigmoid``), or a file holding them (as mmseg).
         loss_weight (float): Factor >= 0 of the loss.
         avg_non_ignore (bool): See above.
         reduction (str): ``'mean'``, ``'sum'`` or ``'none'`` (the per-pixel
@@ -202,6 +245,8 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
         ignore_index (int, optional): Label of ignored pixels when the
             caller passes none; ``None`` ignores none.
         loss_name (str): Key of the loss; must start with ``loss_``.
+        use_sigmoid (bool): Binary cross-entropy of single-channel logits
+            instead of the softmax cross-entropy. Defaults to False.
     """
 
     def __init__(self,
@@ -214,6 +259,7 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
                  reduction: str = 'mean',
                  ignore_index: Optional[int] = 255,
                  loss_name: str = 'loss_ce',
+                 use_sigmoid: bool = False,
                  **unknown) -> None:
         super().__init__()
         owner = f'{NAME} (loss)'
@@ -223,10 +269,12 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
         check_range(owner, 'loss_weight', loss_weight, 0)
         check_choice(owner, 'avg_non_ignore', avg_non_ignore, (True, False))
         check_choice(owner, 'reduction', reduction, REDUCTIONS)
+        check_choice(owner, 'use_sigmoid', use_sigmoid, (True, False))
         _check_loss_name(owner, loss_name)
         self.loss_weight = float(loss_weight)
         self.avg_non_ignore = bool(avg_non_ignore)
         self.reduction = reduction
+        self.use_sigmoid = bool(use_sigmoid)
         self.ignore_index = _ignore_index(owner, 'ignore_index', ignore_index)
         self._loss_name = loss_name
         self.register_buffer(
@@ -249,7 +297,8 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
         """OHEM cross-entropy of a batch.
 
         Args:
-            cls_score (Tensor[B, C, H, W]): Logits.
+            cls_score (Tensor[B, C, H, W]): Logits; Tensor[B, 1, H, W] with
+                ``use_sigmoid``.
             label (Tensor[B, H, W]): Labels.
             weight (Tensor[B, H, W], optional): Per-pixel weight.
             avg_factor (float, optional): Normaliser of ``'mean'``.
@@ -261,81 +310,116 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
 
         Raises:
             FloatingPointError: When ``cls_score`` holds NaN or inf.
-            ValueError: When a label is neither a class nor ignored.
+            ValueError: When a label is neither a class nor ignored, or the
+                channels do not match ``use_sigmoid``.
         """
         owner = f'{NAME} (loss)'
         check_choice(owner, 'reduction_override', reduction_override,
                      (None, ) + REDUCTIONS)
         ignore_index = self.ignore_index if ignore_index is None else \
             _ignore_index(owner, 'ignore_index', ignore_index)
-        valid = valid_pixels(label, ignore_index)
-        check_pixel_inputs(cls_score, label, valid, ignore_index,
-                           f'{owner}: seg_logits')
-        losses = F.cross_entropy(
-            cls_score.float(),
-            label,
-            reduction='none',
-            ignore_index=-100 if ignore_index is None else ignore_index)
-        keep = select_hard_pixels(losses, valid,
-                                  **self.rule.mining_args(label.size(0)))
-        record_kept_pixels(keep, valid)
+        self._check_channels(cls_score)
+        mined, losses = self._mine(cls_score, label, ignore_index)
+        record_kept_pixels(mined, label.size(0))
         if self.ohem_capture is not None:
-            self.ohem_capture.store_pixels(keep)
-        class_w = self._pixel_class_weight(label, valid, cls_score.size(1))
-        pixel_w = keep.to(losses.dtype) if class_w is None else keep * class_w
+            self.ohem_capture.store_pixels(mined.keep)
+        class_w = self._pixel_class_weight(label, ignore_index, cls_score)
+        losses = losses * (
+            mined.keep if class_w is None else mined.keep * class_w)
         if weight is not None:
-            pixel_w = pixel_w * weight
-        losses = losses * pixel_w
+            losses = losses * weight
         reduction = reduction_override or self.reduction
         if reduction == 'none':
             return self.loss_weight * losses
         if reduction == 'sum':
-            return self.loss_weight * losses.sum()
+            return losses.sum() * self.loss_weight
         if avg_factor is None:
-            avg_factor = self._normaliser(keep, valid, class_w)
-        return self.loss_weight * losses.sum() / (avg_factor + _EPS)
+            avg_factor = self._normaliser(mined, label, ignore_index, class_w)
+        return losses.sum() * (self.loss_weight / (avg_factor + _EPS))
 
-    def _pixel_class_weight(self, label: Tensor, valid: Tensor,
-                            num_classes: int) -> Optional[Tensor]:
+    def _check_channels(self, cls_score: Tensor) -> None:
+        """One channel exactly when ``use_sigmoid``."""
+        channels = cls_score.size(1)
+        if self.use_sigmoid and channels != 1:
+            raise ValueError(
+                f'{NAME} (loss): `use_sigmoid`=True takes the single-channel '
+                'logits of a binary head (out_channels=1), got '
+                f'{channels} channels (shape {tuple(cls_score.shape)}); set '
+                f'use_sigmoid=False for a softmax over {channels} classes.')
+        if not self.use_sigmoid and channels == 1:
+            raise ValueError(
+                f'{NAME} (loss): got single-channel logits (shape '
+                f'{tuple(cls_score.shape)}), a binary head (out_channels=1);'
+                ' set `use_sigmoid`=True for its binary cross-entropy '
+                '(`use_sigmoid`=False, the default, is a softmax over >= 2 '
+                'classes).')
+
+    def _mine(self, cls_score: Tensor, label: Tensor,
+              ignore_index: Optional[int]) -> Tuple[PixelSelection, Tensor]:
+        """The kept pixels and every pixel's differentiable loss
+        (Tensor[B, H, W], float32)."""
+        name = f'{NAME} (loss): seg_logits'
+        target = class_targets(label,
+                               num_classes(cls_score, self.use_sigmoid, name))
+        losses = pixel_bce(cls_score, target) if self.use_sigmoid else \
+            pixel_cross_entropy(cls_score, target)
+        mined = select_pixels(
+            cls_score,
+            label,
+            target,
+            losses,
+            ignore_index=ignore_index,
+            name=name,
+            sigmoid=self.use_sigmoid,
+            **self.rule.mining_args(label.size(0)))
+        return mined, losses
+
+    def _pixel_class_weight(self, label: Tensor, ignore_index: Optional[int],
+                            cls_score: Tensor) -> Optional[Tensor]:
         """Class weight of each valid pixel (Tensor[B, H, W]; 0 if not)."""
         if self.class_weight is None:
             return None
-        if self.class_weight.numel() != num_classes:
+        classes = 2 if self.use_sigmoid else cls_score.size(1)
+        if self.class_weight.numel() != classes:
+            which = ' (background, foreground: use_sigmoid=True)' \
+                if self.use_sigmoid else ''
             raise ValueError(
                 f'{NAME} (loss): `class_weight` has '
                 f'{self.class_weight.numel()} entries but the logits have '
-                f'{num_classes} classes.')
-        return self.class_weight[label.long().where(valid, 0)] * valid
+                f'{classes} classes{which}.')
+        target = class_targets(label, classes)
+        return self.class_weight[target] * valid_pixels(label, ignore_index)
 
-    def _normaliser(self, keep: Tensor, valid: Tensor,
+    def _normaliser(self, mined: PixelSelection, label: Tensor,
+                    ignore_index: Optional[int],
                     class_w: Optional[Tensor]) -> Union[Tensor, int]:
         """Denominator of the mean (see the class docstring)."""
         if self.avg_non_ignore:
-            return keep.count_nonzero() if class_w is None else (
-                keep * class_w).sum()
+            return mined.num_kept if class_w is None else (mined.keep *
+                                                           class_w).sum()
         if class_w is None:
-            return valid.numel()
-        return class_w.where(valid, 1.).sum()
+            return label.numel()
+        return class_w.where(valid_pixels(label, ignore_index), 1.).sum()
 
     def extra_repr(self) -> str:
         return (f'{self.rule}, avg_non_ignore={self.avg_non_ignore}, '
+                f'use_sigmoid={self.use_sigmoid}, '
                 f'loss_weight={self.loss_weight}, loss_name={self.loss_name}')
 
 
-def record_kept_pixels(keep: Tensor, valid: Tensor) -> None:
-    """Log the mining statistics of a batch with one host copy (see
-    :mod:`mmohem.utils.mining_stats`): ``kept_fraction`` (kept / valid
-    pixels) and ``num_kept`` (kept pixels per image). A head with OHEM in
-    both its loss and its auxiliary loss logs the mean of the two.
+def record_kept_pixels(mined: PixelSelection, batch_size: int) -> None:
+    """Log the mining statistics of a batch from counts already on the host
+    (see :mod:`mmohem.utils.mining_stats`): ``kept_fraction`` (kept / valid
+    pixels) and ``kept_pixels`` (kept pixels per image). A head with OHEM
+    in both its loss and its auxiliary loss logs the mean of the two.
 
     Args:
-        keep (Tensor[B, H, W]): Bool mask of the kept pixels.
-        valid (Tensor[B, H, W]): Bool mask of the valid pixels.
+        mined (PixelSelection): The batch's selection.
+        batch_size (int): Images in the batch.
     """
-    num_kept = keep.count_nonzero().float()
     MiningStats().log(
-        kept_fraction=num_kept / valid.count_nonzero().clamp(min=1),
-        num_kept=num_kept / keep.size(0))
+        kept_fraction=mined.num_kept / max(mined.num_valid, 1),
+        kept_pixels=mined.num_kept / max(batch_size, 1))
 
 
 def _label_map(seg_label: Tensor, seg_logit: Tensor) -> Tensor:
@@ -356,6 +440,52 @@ def _check_context(owner: str, context: nn.Module) -> None:
             'mmseg does for `decode_head.sampler`), got '
             f'{type(context).__name__}; as a loss use it in `loss_decode`.')
     _ignore_index(owner, 'context.ignore_index', context.ignore_index)
+
+
+def _decode_losses(context: nn.Module) -> List[nn.Module]:
+    """The losses of the head's ``loss_decode`` (none if it has none)."""
+    losses = getattr(context, 'loss_decode', None)
+    if losses is None:
+        return []
+    if isinstance(losses, (nn.ModuleList, list, tuple)):
+        return list(losses)
+    return [losses]
+
+
+def _check_weighted_losses(owner: str, context: nn.Module) -> None:
+    """Raise ``ValueError`` when a loss of the head's ``loss_decode``
+    cannot apply the sampler's per-pixel weight (mmseg's own sampler ends
+    in an ``AssertionError`` inside ``dice_loss``)."""
+    unweighted = tuple(
+        getattr(mmseg_losses, name) for name in UNWEIGHTED_LOSSES
+        if hasattr(mmseg_losses, name))
+    for i, loss in enumerate(_decode_losses(context)):
+        if isinstance(loss, unweighted):
+            name = type(loss).__name__
+            raise ValueError(
+                f'{owner}: loss_decode[{i}] is {name}, which cannot apply the '
+                'per-pixel weight a pixel sampler passes to every loss of '
+                f'`loss_decode` (not supported: {", ".join(UNWEIGHTED_LOSSES)}'
+                f'). Remove `sampler` and put dict(type=\'{NAME}\', ...) (the '
+                f'loss flavour) in `loss_decode` beside {name}, which then '
+                'stays unweighted.')
+
+
+def _is_sigmoid_head(owner: str, context: nn.Module) -> bool:
+    """Whether ``context`` is a binary head mmseg's way (``out_channels=1``);
+    then each loss of its ``loss_decode`` that has ``use_sigmoid`` must
+    set it."""
+    if getattr(context, 'out_channels', None) != 1:
+        return False
+    for i, loss in enumerate(_decode_losses(context)):
+        if not getattr(loss, 'use_sigmoid', True):
+            raise ValueError(
+                f'{owner}: the decode head is binary (`out_channels`=1) but '
+                f'loss_decode[{i}] ({type(loss).__name__}) has '
+                '`use_sigmoid`=False; set use_sigmoid=True (mmseg binary '
+                'segmentation: out_channels=1, num_classes=2), or '
+                'out_channels=num_classes for a softmax head.')
+    return True
 
 
 def _ignore_index(owner: str, name: str, value) -> Optional[int]:

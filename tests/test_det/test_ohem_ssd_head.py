@@ -6,6 +6,7 @@ from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 
 import mmohem.det.mining_rule as ohem_module
+from mmohem.checks.dense_cases import ssd_case
 from mmohem.det import OHEMSampler, OHEMSSDHead
 from mmohem.det.ohem_dense_head import dense_targets
 
@@ -88,10 +89,11 @@ def test_training_step_mines_hard_anchors(config, size, monkeypatch):
     assert losses['loss_cls'][1] > 0
 
 
-def test_normaliser_is_ssd_positive_count(monkeypatch):
-    model = _model(SSDLITE, num=100000, nms_thr=None)
+def test_normaliser_is_ssd_positive_count():
+    # every anchor of an image with ground truth kept
+    model = _model(SSDLITE, num=1, num_per_pos=10**6, nms_thr=None)
     head = model.bbox_head
-    data = _batch(model, 320, num_items=(4, 0))
+    data = _batch(model, 320, num_items=(4, 2))
     feats = model.extract_feat(data['inputs'])
     cls_scores, bbox_preds = head(feats)
     gts = [s.gt_instances for s in data['data_samples']]
@@ -172,3 +174,18 @@ def test_predicted_boxes_for_nms(monkeypatch):
     assert not torch.allclose(boxes['predicted'], boxes['candidates'])
     widths = boxes['candidates'][..., 2] - boxes['candidates'][..., 0]
     assert (widths > 0).all()  # prior anchors
+
+
+def test_background_batch_weighs_like_a_normal_one():
+    """SSD300 keeps 64 anchors of an image without positives: divided by
+    the head's normaliser alone (1 per image), a batch without ground
+    truth would weigh 16 times more per kept anchor than one whose images
+    have 16 positives (the normaliser's floor: num / num_per_pos)."""
+    ours, upstream = {}, {}
+    for gts in (0, 4):
+        steps = ssd_case(gts=gts)
+        ours[gts], upstream[gts] = (
+            float(sum(sum(v) for v in step().values())) for step in steps)
+    assert upstream[0] == 0  # 3:1 mining: no positive, no negative kept
+    assert 0.5 < ours[4] / upstream[4] < 2
+    assert 0.5 < ours[0] / upstream[4] < 2

@@ -3,6 +3,7 @@ import pytest
 import torch
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
+from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mmohem.det.mining_rule as ohem_module
@@ -108,3 +109,113 @@ def test_inverted_proposals_are_skipped(detector_cfg, monkeypatch):
     for valid, result in results:
         assert valid.tolist() == [[False, True]]
         assert result.kept.tolist() == [[False, True]]
+
+
+# Dense heads: OHEMRetinaHead (sigmoid CE), OHEMAnchorHead (softmax CE) and
+# OHEMRetinaHead regressing decoded boxes with GIoU.
+
+RETINA = 'configs/retinanet/retinanet_r50_fpn_mmohem-ohem_1x_coco.py'
+DENSE_VARIANTS = ('sigmoid', 'softmax', 'giou')
+
+
+def _dense_detector(variant, **sampler):
+    cfg = Config.fromfile(RETINA).model
+    cfg.backbone.update(depth=18, init_cfg=None)
+    cfg.neck.in_channels = [64, 128, 256, 512]
+    head = cfg.bbox_head
+    head.update(num_classes=5, stacked_convs=1, feat_channels=32)
+    if variant == 'softmax':
+        head.pop('stacked_convs')
+        head.update(
+            type='mmohem.OHEMAnchorHead',
+            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False))
+    elif variant == 'giou':
+        head.update(reg_decoded_bbox=True, loss_bbox=dict(type='GIoULoss'))
+    cfg.train_cfg.sampler.update(sampler)
+    torch.manual_seed(0)
+    return MODELS.build(cfg).train()
+
+
+def _dense_data(model, num_items, size=96):
+    packed = demo_mm_inputs(
+        len(num_items), (3, size, size),
+        num_items=list(num_items),
+        num_classes=5)
+    return model.data_preprocessor(packed, True)
+
+
+def _trains(model, data, dtype=None):
+    """One training step: its losses, checked finite with finite
+    gradients for every parameter of the head."""
+    with torch.autocast('cpu', dtype=dtype, enabled=dtype is not None):
+        losses = model(**data, mode='loss')
+        loss, _ = model.parse_losses(losses)
+    loss.backward()
+    assert torch.isfinite(loss)
+    for param in model.bbox_head.parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all()
+    return losses
+
+
+@pytest.mark.parametrize('variant', DENSE_VARIANTS)
+@pytest.mark.parametrize('num_items', [(0, 0), (0, )])
+@pytest.mark.parametrize('dtype', [None, torch.bfloat16])
+def test_dense_batch_without_ground_truth_trains(variant, num_items, dtype):
+    model = _dense_detector(variant)
+    losses = _trains(model, _dense_data(model, num_items), dtype)
+    assert all(loss > 0 for loss in losses['loss_cls'])  # mined negatives
+    assert all(loss == 0 for loss in losses['loss_bbox'])
+
+
+@pytest.mark.parametrize('variant', DENSE_VARIANTS)
+def test_dense_loss_without_ground_truth_is_upstreams(variant):
+    """Every anchor kept: the per-anchor losses sum to mmdet's, which a
+    batch without ground truth divides by one per image."""
+    from mmdet.models.dense_heads import AnchorHead
+
+    from mmohem.det.ohem_dense_head import ohem_avg_factor
+    model = _dense_detector(variant, num=10**6, nms_thr=None)
+    head = model.bbox_head
+    data = _dense_data(model, (0, 0))
+    outs = head(model.extract_feat(data['inputs']))
+    args = (*outs, [s.gt_instances for s in data['data_samples']],
+            [s.metainfo for s in data['data_samples']])
+    ours, upstream = head.loss_by_feat(*args), AnchorHead.loss_by_feat(
+        head, *args)
+    scale = ohem_avg_factor(2, head.ohem_sampler.rule, 2) / 2
+    assert torch.allclose(
+        sum(ours['loss_cls']) * scale, sum(upstream['loss_cls']), rtol=1e-4)
+    assert sum(ours['loss_bbox']) == sum(upstream['loss_bbox']) == 0
+
+
+@pytest.mark.parametrize('variant', ['sigmoid', 'giou'])
+def test_degenerate_ground_truth_is_skipped_and_named(variant, monkeypatch):
+    """A zero-width and an inverted box: skipped with a warning naming
+    them, the image trains on its other boxes as if they were not
+    annotated (what FilterAnnotations upstream gives)."""
+    import mmohem.det.gt_boxes as gt_module
+    logged = []
+    monkeypatch.setattr(gt_module, 'print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    model = _dense_detector(variant)
+    data = _dense_data(model, (3, 2))
+    sample = data['data_samples'][0]
+    good = sample.gt_instances
+    sample.gt_instances = InstanceData(
+        bboxes=torch.cat([
+            good.bboxes,
+            torch.tensor([[10., 10., 10., 50.], [60., 60., 20., 20.]])
+        ]),
+        labels=torch.cat([good.labels, torch.tensor([1, 2])]))
+    sample.set_metainfo(dict(img_path='demo/a.jpg'))
+    losses = _trains(model, data)
+    msg, = logged
+    assert "image 'demo/a.jpg': box 3 [10.0, 10.0, 10.0, 50.0]" in msg
+    assert "image 'demo/a.jpg': box 4 [60.0, 60.0, 20.0, 20.0]" in msg
+    assert 'FilterAnnotations' in msg
+    assert losses['loss_bbox'][0] > 0  # its other boxes train
+    model.zero_grad()
+    sample.gt_instances = good
+    filtered = model(**data, mode='loss')
+    for key in ('loss_cls', 'loss_bbox'):
+        assert torch.allclose(sum(losses[key]), sum(filtered[key]))

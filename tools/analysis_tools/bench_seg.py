@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python tools/analysis_tools/bench_seg.py --out bench_seg.json
     python tools/analysis_tools/bench_seg.py --device cuda \
         --cases sampler/mmseg sampler/mmohem --out bench_seg_cuda.json
+    .venv/bin/python tools/analysis_tools/bench_seg.py --shape 4 19 512 512 \
+        --cases sampler/mmseg sampler/mmohem --out bench_seg_512.json
 
 On CUDA the peak memory is the step's peak allocation above the memory
 allocated before it.
@@ -19,11 +21,12 @@ returns every freed tensor to the OS and RSS follows live tensor memory
 (tracemalloc does not see torch tensors); the timing one keeps the default
 allocator, whose page-fault costs that setting would change.
 
-Cases, all with thresh=0.7 and min_kept=100000 per image:
+Cases, all with thresh=0.7 and min_kept=100000 per image of 512x1024
+(scaled to the pixels of ``--shape``: 50000 at 512x512):
 
-* ``sampler``: logits 8x19x512x1024, ~12% ignored pixels (bottom tenth of
-  each image, the ego vehicle, plus 2% scattered); mmseg's OHEMPixelSampler
-  vs ours, no gradient;
+* ``sampler``: logits 8x19x512x1024 (``--shape``), ~12% ignored pixels
+  (bottom tenth of each image, the ego vehicle, plus 2% scattered); mmseg's
+  OHEMPixelSampler vs ours, no gradient;
 * ``loss``: same inputs, forward + backward; mmseg's CrossEntropyLoss
   (avg_non_ignore=True) vs our loss flavour;
 * ``pspnet``: one training step (forward, loss, backward) of a PSPNet
@@ -104,7 +107,16 @@ def make_batch(shape,
     return logits.requires_grad_(requires_grad), labels
 
 
-def sampler_step(case: str, regime: str, device: str) -> Callable[[], None]:
+def min_kept_for(shape) -> int:
+    """``MIN_KEPT`` per 512x1024 image, scaled to the pixels of
+    ``shape`` (B, C, H, W)."""
+    return MIN_KEPT * shape[2] * shape[3] // (512 * 1024)
+
+
+def sampler_step(case: str,
+                 regime: str,
+                 device: str,
+                 shape=SHAPE) -> Callable[[], None]:
     """mmseg's or our sampler on the big logits, no gradient."""
 
     class Head:
@@ -113,8 +125,8 @@ def sampler_step(case: str, regime: str, device: str) -> Callable[[], None]:
 
     cls = OHEMPixelSampler if case == 'sampler/mmseg' else \
         OhemCrossEntropySampler
-    sampler = cls(Head(), thresh=THRESH, min_kept=MIN_KEPT)
-    logits, labels = make_batch(SHAPE, regime, device=device)
+    sampler = cls(Head(), thresh=THRESH, min_kept=min_kept_for(shape))
+    logits, labels = make_batch(shape, regime, device=device)
     labels = labels[:, None]
 
     def step():
@@ -124,12 +136,15 @@ def sampler_step(case: str, regime: str, device: str) -> Callable[[], None]:
     return step
 
 
-def loss_step(case: str, regime: str, device: str) -> Callable[[], None]:
+def loss_step(case: str,
+              regime: str,
+              device: str,
+              shape=SHAPE) -> Callable[[], None]:
     """mmseg's CrossEntropyLoss or ours, forward + backward."""
     loss = CrossEntropyLoss(avg_non_ignore=True) if case == 'loss/ce' else \
-        OhemCrossEntropyLoss(thresh=THRESH, min_kept=MIN_KEPT)
+        OhemCrossEntropyLoss(thresh=THRESH, min_kept=min_kept_for(shape))
     logits, labels = make_batch(
-        SHAPE, regime, requires_grad=True, device=device)
+        shape, regime, requires_grad=True, device=device)
 
     def step():
         logits.grad = None
@@ -213,12 +228,13 @@ def spawn(case: str, regime: str, what: str, args) -> Dict:
     if what == 'memory':
         env['MALLOC_MMAP_THRESHOLD_'] = '65536'
     return run_child(
-        os.path.abspath(__file__), [
+        os.path.abspath(__file__),
+        [
             '--child', case, '--regime', regime, '--measure', what, '--warmup',
             str(args.warmup), '--repeats',
             str(args.repeats), '--threads',
-            str(args.threads), '--device', args.device
-        ],
+            str(args.threads), '--device', args.device, '--shape'
+        ] + [str(n) for n in args.shape],
         env=env)
 
 
@@ -249,6 +265,13 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
     parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=4,
+        default=list(SHAPE),
+        metavar=('B', 'C', 'H', 'W'),
+        help='logits of the sampler and loss cases')
+    parser.add_argument(
         '--cases', nargs='+', default=list(CASES), choices=list(CASES))
     parser.add_argument(
         '--regimes', nargs='+', default=list(REGIMES), choices=REGIMES)
@@ -260,8 +283,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         torch.set_num_threads(args.threads)
-        step = STEPS[CASES[args.child][0]](args.child, args.regime,
-                                           args.device)
+        kind = CASES[args.child][0]
+        shape = () if kind == 'pspnet' else (tuple(args.shape), )
+        step = STEPS[kind](args.child, args.regime, args.device, *shape)
         print(
             json.dumps(
                 time_case(step, args.warmup, args.repeats) if args.measure ==
@@ -289,10 +313,10 @@ def main() -> None:
         cpu=platform.processor() or platform.machine(),
         device=args.device,
         gpu=(torch.cuda.get_device_name() if args.device == 'cuda' else None),
-        logits_shape=SHAPE,
+        logits_shape=tuple(args.shape),
         pspnet_input=PSP_SHAPE,
         thresh=THRESH,
-        min_kept=MIN_KEPT,
+        min_kept=min_kept_for(args.shape),
         pspnet_min_kept=PSP_MIN_KEPT,
         memory=('peak CUDA allocation of one step minus the allocation '
                 'before it' if args.device == 'cuda' else

@@ -1,0 +1,105 @@
+"""Launched operations and host reads of the OHEM pixel mining, counted on
+the CPU on the path CUDA runs, against mmseg's on the same inputs.
+
+Inputs: 2x19x64x128 logits, ~12% ignored pixels, ``thresh=0.7`` and
+``min_kept=1000`` per image: ``random`` logits leave nearly every pixel
+hard (no fallback), ``confident`` ones ~6% (the top-k fallback runs).
+"""
+import pytest
+import torch
+from mmseg.models.losses import CrossEntropyLoss
+from mmseg.structures.sampler import OHEMPixelSampler
+
+from mmohem.checks.launches import count_launches
+from mmohem.mining import pixel as pixel_module
+from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
+
+SHAPE = (2, 19, 64, 128)
+OPTIONS = dict(thresh=0.7, min_kept=1000)
+#: Ours at most this many times the peer's operations.
+SAMPLER_FACTOR = 2.5
+LOSS_FACTOR = 4
+
+
+@pytest.fixture(autouse=True)
+def cuda_path(monkeypatch):
+    monkeypatch.setattr(pixel_module, 'pixel_path', lambda device: 'cuda')
+
+
+class Head:
+    """What a pixel sampler reads from its decode head."""
+    ignore_index = 255
+    loss_decode = CrossEntropyLoss()
+
+
+def _batch(regime):
+    gen = torch.Generator().manual_seed(0)
+    b, c, h, w = SHAPE
+    labels = torch.randint(0, c, (b, h, w), generator=gen)
+    labels[:, h - h // 10:] = 255
+    labels[torch.rand(b, h, w, generator=gen) < 0.02] = 255
+    logits = torch.randn(SHAPE, generator=gen)
+    if regime == 'confident':
+        boost = 6. * (torch.rand(b, 1, h, w, generator=gen) > 0.05)
+        logits.scatter_add_(1, labels.clamp(max=c - 1)[:, None], boost)
+    return logits, labels
+
+
+@pytest.mark.parametrize('regime,fallback', [('random', False),
+                                             ('confident', True)])
+def test_sampler_launches_at_most_2_5x_mmseg_and_reads_once(regime, fallback):
+    logits, labels = _batch(regime)
+    ours = OhemCrossEntropySampler(Head(), **OPTIONS)
+    theirs = OHEMPixelSampler(Head(), **OPTIONS)
+    counts = {
+        name: count_launches(lambda s=s: s.sample(logits, labels[:, None]))
+        for name, s in (('ours', ours), ('theirs', theirs))
+    }
+    assert ('topk' in counts['ours']['by_op']) == fallback
+    assert 'exp_' not in counts['ours']['by_op']  # no loop over the classes
+    assert counts['ours']['ops'] <= SAMPLER_FACTOR * counts['theirs']['ops']
+    assert counts['ours']['ops'] <= 40
+    assert counts['ours']['reads'] == ['tolist']
+    assert counts['theirs']['host_reads'] > 1
+
+
+@pytest.mark.parametrize('regime,fallback', [('random', False),
+                                             ('confident', True)])
+def test_loss_launches_at_most_4x_cross_entropy_and_reads_once(
+        regime, fallback):
+    logits, labels = _batch(regime)
+    logits.requires_grad_()
+    ours = OhemCrossEntropyLoss(**OPTIONS)
+    theirs = CrossEntropyLoss()
+    counts = {
+        name: count_launches(lambda f=f: f(logits, labels, ignore_index=255))
+        for name, f in (('ours', ours), ('theirs', theirs))
+    }
+    assert ('topk' in counts['ours']['by_op']) == fallback
+    assert counts['ours']['ops'] <= LOSS_FACTOR * counts['theirs']['ops']
+    assert counts['ours']['ops'] <= 20
+    assert counts['ours']['reads'] == ['tolist']
+    assert counts['theirs']['host_reads'] == 0
+
+
+def test_binary_loss_launches_at_most_4x_mmseg_bce():
+    logits, labels = _batch('confident')
+    logits = logits[:, :1].clone().requires_grad_()
+    labels = labels.where(labels == 255, labels % 2)
+    ours = OhemCrossEntropyLoss(use_sigmoid=True, **OPTIONS)
+    theirs = CrossEntropyLoss(use_sigmoid=True, avg_non_ignore=True)
+    mine = count_launches(lambda: ours(logits, labels, ignore_index=255))
+    peer = count_launches(lambda: theirs(logits, labels, ignore_index=255))
+    assert mine['ops'] <= LOSS_FACTOR * peer['ops']
+    assert mine['reads'] == ['tolist']
+
+
+def test_chunks_of_large_logits_are_three_launches_each():
+    """One image a chunk: log_softmax, gather, neg per image."""
+    logits, labels = _batch('random')
+    target = pixel_module.class_targets(labels, SHAPE[1])
+    image_bytes = 4 * logits[0].numel()
+    counts = count_launches(
+        lambda: pixel_module.pixel_nll(logits, target, image_bytes))
+    assert counts['by_op'] == {'log_softmax': 2, 'gather': 2, 'neg': 2}
+    assert counts['host_reads'] == 0
