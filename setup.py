@@ -4,7 +4,8 @@ import os.path as osp
 from setuptools import find_packages, setup
 
 #: The scripts of tools/ the package ships, in mmohem/.mim/tools/
-TOOLS = ('train.py', 'test.py', 'dist_train.sh', 'benchmark.py')
+TOOLS = ('train.py', 'test.py', 'tool_config.py', 'dist_train.sh',
+         'benchmark.py')
 
 
 def _version() -> str:

@@ -91,10 +91,10 @@ def mmcv_ops_run(device: str) -> bool:
 
 
 def check_amp(device: str, quick: bool) -> List[Dict]:
-    """:func:`mmohem.checks.amp_gradient_check` for :data:`AMP_CONFIGS`; a
+    """:func:`mmohem.testing.amp_gradient_check` for :data:`AMP_CONFIGS`; a
     config whose step raises is a failed row with the ``error``, and the
     other configs still run."""
-    from mmohem.checks import amp_gradient_check
+    from mmohem.testing import amp_gradient_check
     dtype = torch.float16 if device == 'cuda' else torch.bfloat16
     rows = []
     for name in AMP_CONFIGS:
@@ -119,8 +119,8 @@ def check_amp(device: str, quick: bool) -> List[Dict]:
 def run_sections(device: str, quick: bool,
                  sections: Sequence[str]) -> Dict[str, object]:
     """Each requested section's results."""
-    from mmohem.checks import miner_host_syncs, mining_agreement, nms_memory
-    from mmohem.checks.launch_cases import count_cases
+    from mmohem.testing import miner_host_syncs, mining_agreement, nms_memory
+    from mmohem.testing.launch_cases import count_cases
     run: Dict[str, Callable[[], object]] = dict(
         build=lambda: check_build(device),
         amp=lambda: check_amp(device, quick),

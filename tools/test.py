@@ -14,8 +14,7 @@ import argparse
 from typing import Optional, Sequence
 
 from mmengine.config import Config
-
-from mmohem.utils import build_runner, load_config, parse_tool_args
+from tool_config import build_runner, load_config, parse_tool_args
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -36,8 +36,7 @@ from typing import Optional, Sequence
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-
-from mmohem.utils import build_runner, load_config, parse_tool_args
+from tool_config import build_runner, load_config, parse_tool_args
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

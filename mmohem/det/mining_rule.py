@@ -5,11 +5,13 @@ Every detection miner (the RoI sampler, each dense head adapter) holds a
 :class:`BoxMiningRule` and mines through :meth:`BoxMiningRule.mine`; the math
 is :func:`mmohem.mining.mine_hard_examples`.
 """
+import logging
 import math
 from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from torch import Tensor
 
 from mmohem.mining import MiningResult, mine_hard_examples
@@ -38,8 +40,8 @@ class BoxMiningRule:
         pos_fraction (float, optional): ``None`` lets positives and
             negatives compete on loss alone; a float in (0, 1] reserves
             ``int(num * pos_fraction)`` places for positives.
-        neg_pos_ub (float): With ``pos_fraction``, bound on negatives per
-            positive; negative means none.
+        neg_pos_ub (float, optional): With ``pos_fraction``, bound on
+            negatives per positive; negative or ``None`` means none.
     """
 
     def __init__(self,
@@ -50,7 +52,8 @@ class BoxMiningRule:
                  nms_per_label: bool = True,
                  loss: str = 'cls+bbox',
                  pos_fraction: Optional[float] = None,
-                 neg_pos_ub: float = -1) -> None:
+                 neg_pos_ub: Optional[float] = None) -> None:
+        _warn_merged_random_sampler(owner, pos_fraction, neg_pos_ub)
         check_range(owner, 'num', num, low=1, integer=True)
         check_range(
             owner,
@@ -71,14 +74,14 @@ class BoxMiningRule:
             1,
             low_open=True,
             allow_none=True)
-        check_range(owner, 'neg_pos_ub', neg_pos_ub)
+        check_range(owner, 'neg_pos_ub', neg_pos_ub, allow_none=True)
         self.num = int(num)
         self.num_per_pos = num_per_pos
         self.nms_thr = nms_thr
         self.nms_per_label = bool(nms_per_label)
         self.loss = loss
         self.pos_fraction = pos_fraction
-        self.neg_pos_ub = neg_pos_ub
+        self.neg_pos_ub = -1 if neg_pos_ub is None else neg_pos_ub
 
     def __repr__(self) -> str:
         return (f'BoxMiningRule(num={self.num}, num_per_pos='
@@ -140,7 +143,7 @@ class BoxMiningRule:
 
     @staticmethod
     def statistics(result: MiningResult, losses: Tensor,
-                   is_pos: Tensor) -> Tensor:
+                   kept_pos: Tensor) -> Tensor:
         """A call's statistics as raw sums per image, on the device.
 
         Each row holds, for the kept positives, the kept, the suppressed
@@ -151,15 +154,15 @@ class BoxMiningRule:
         Args:
             result (MiningResult): The call's masks, each Tensor[B, N].
             losses (Tensor[B, N]): The ranking losses.
-            is_pos (Tensor[B, N]): Bool mask of positives.
+            kept_pos (Tensor[B, N]): Bool mask of the kept positives
+                (``result.kept & is_pos``).
 
         Returns:
             Tensor[B, 8]: Float32 sums.
         """
-        masks = torch.stack([
-            result.kept & is_pos, result.kept, result.suppressed,
-            result.examined
-        ], 1).float()
+        masks = torch.stack(
+            [kept_pos, result.kept, result.suppressed, result.examined],
+            1).float()
         examined_loss = losses.float().where(result.examined, 0.)
         columns = F.pad(examined_loss[..., None], (1, 0), value=1.)
         return (masks @ columns).flatten(1)
@@ -204,3 +207,22 @@ def summarise(rows: List[List[float]]) -> Dict[str, float]:
         nms_suppressed=sums['suppressed'] / examined,
         loss_kept=sums['kept_loss'] / max(sums['kept'], 1.),
         loss_all=sums['examined_loss'] / examined)
+
+
+def _warn_merged_random_sampler(owner: str, pos_fraction: Optional[float],
+                                neg_pos_ub: Optional[float]) -> None:
+    """Warn when the options are those of the base config's RandomSampler
+    (``pos_fraction=0.25, neg_pos_ub=-1``): mmengine merged them into the
+    sampler dict, which then trains with a 25% positive quota instead of
+    the paper's rule."""
+    if pos_fraction == 0.25 and neg_pos_ub == -1:
+        print_log(
+            f'{owner} got pos_fraction=0.25, neg_pos_ub=-1: the options of '
+            "the base config's RandomSampler, merged into the sampler dict "
+            'because it lacks `_delete_=True`. OHEM now keeps a 25% '
+            "positive quota, not the paper's rule (positives and negatives "
+            'ranked together). Add `_delete_=True` to the sampler dict; if '
+            'the quota is meant, leave out `neg_pos_ub=-1` (the default) to '
+            'silence this warning.',
+            logger='current',
+            level=logging.WARNING)

@@ -3,8 +3,9 @@ whose loss is per anchor (RetinaNet, SSD, a plain ``AnchorHead``).
 
 The per-anchor losses are computed once, with the head's own loss modules
 (``reduction_override='none'``): their detached sum ranks the anchors, the
-originals carry the gradient. :class:`OHEMSampler`'s mining rule picks the
-kept anchors of each image; anchors not kept contribute to no loss. Both
+originals carry the gradient. The mining rule of the head's
+:class:`~mmohem.det.dense_miner.DenseBoxMiner` picks the kept anchors of
+each image; anchors not kept contribute to no loss. Both
 losses are divided by the head's own normaliser (the positive anchors of
 the batch, at least one per image), so the upstream learning rate applies,
 but by at least ``num / num_per_pos`` per image (``num`` without
@@ -22,16 +23,17 @@ import torch
 from mmdet.models.dense_heads import AnchorHead, RetinaHead
 from mmdet.models.dense_heads import SSDHead as MMDetSSDHead
 from mmdet.models.losses import CrossEntropyLoss
-from mmdet.models.task_modules.samplers import PseudoSampler
 from mmdet.structures.bbox import cat_boxes, get_box_tensor
-from mmdet.utils import InstanceList, OptInstanceList
+from mmdet.utils import InstanceList, OptConfigType, OptInstanceList
+from mmengine.config import ConfigDict
 from torch import Tensor, nn
 
 from mmohem.mining import box_losses, cls_losses
 from mmohem.registry import DET_MODELS
+from .dense_miner import build_dense_miner
 from .gt_boxes import degenerate_gt, drop_degenerate_gt
 from .mining_rule import BoxMiningRule
-from .ohem_sampler import OHEMSampler, check_gt_labels
+from .ohem_sampler import check_gt_labels
 
 
 class DenseTargets(NamedTuple):
@@ -65,26 +67,29 @@ class OHEMDenseHeadMixin:
     Put it first among the bases (``class H(OHEMDenseHeadMixin,
     RetinaHead)``); every argument of the head is unchanged and
     ``train_cfg.sampler`` must be ``dict(type='mmohem.OHEMSampler', ...)``,
-    which holds the mining options. Heads whose loss is not per anchor
-    (their own ``loss_by_feat_single`` or ``get_targets``: ATSS, GFL, PAA,
-    FSAF, FreeAnchor, ...) are refused by name; anchor-free heads (FCOS,
-    ...) are no ``AnchorHead``.
+    which holds the mining options: the head builds its
+    :class:`~mmohem.det.dense_miner.DenseBoxMiner` from it
+    (``ohem_sampler``) and samples nothing else. Heads whose loss is not
+    per anchor (their own ``loss_by_feat_single`` or ``get_targets``:
+    ATSS, GFL, PAA, FSAF, FreeAnchor, ...) are refused by name;
+    anchor-free heads (FCOS, ...) are no ``AnchorHead``.
     """
 
     ohem_dense_head = True
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self,
+                 *args,
+                 train_cfg: OptConfigType = None,
+                 **kwargs) -> None:
         check_dense_head(type(self))
-        super().__init__(*args, **kwargs)
-        if self.train_cfg is None:
-            return
-        if not isinstance(self.sampler, OHEMSampler):
-            raise TypeError(
-                f'mmohem.{type(self).__name__}: `train_cfg.sampler` must be '
-                "dict(type='mmohem.OHEMSampler', ...), got "
-                f'{type(self.sampler).__name__}.')
-        self.ohem_sampler = self.sampler
-        self.sampler = PseudoSampler(context=self)
+        sampler = None
+        if train_cfg is not None:
+            train_cfg = ConfigDict(train_cfg)
+            sampler = train_cfg.pop('sampler', None)
+        # mmdet's head builds a PseudoSampler: the miner replaces sampling.
+        super().__init__(*args, train_cfg=train_cfg, **kwargs)
+        if train_cfg is not None:
+            self.ohem_sampler = build_dense_miner(sampler, self)
 
     def loss_by_feat(
         self,
@@ -133,10 +138,10 @@ class OHEMDenseHeadMixin:
         boxes = targets.anchors
         if sampler.nms_boxes == 'predicted':
             boxes = decoded.detach()
-        return sampler.mine(
-            sampler.rule.ranking_losses(loss_cls,
-                                        loss_bbox), targets.label_weights > 0,
-            targets.is_pos, boxes, targets.labels).kept
+        result, _ = sampler.mine(
+            sampler.rule.ranking_losses(loss_cls, loss_bbox),
+            targets.label_weights > 0, targets.is_pos, boxes, targets.labels)
+        return result.kept
 
 
 def ohem_avg_factor(avg_factor: float, rule: BoxMiningRule,

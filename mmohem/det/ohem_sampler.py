@@ -1,9 +1,10 @@
 """OHEM sampler for mmdet RoI heads: one read-only forward, loss-NMS, top-B."""
-import logging
-from typing import Dict, List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmcv.ops import RoIAlign
 from mmdet.models.task_modules.assigners import AssignResult
 from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 from mmdet.models.task_modules.samplers import SamplingResult
@@ -12,30 +13,21 @@ from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmohem.mining import (CapturableMiner, MiningResult, delta_affine,
-                           delta_targets, example_losses)
+from mmohem.mining import delta_affine, delta_targets, example_losses
 from mmohem.registry import DET_TASK_UTILS
-from mmohem.utils import (MiningStats, check_choice, check_range, read_only,
+from mmohem.utils import (check_choice, check_range, read_only,
                           reject_unknown_options, signature_options)
-from .mining_rule import BoxMiningRule, summarise
+from .box_miner import OWNER, BoxMiner
 
-NMS_BOX_CHOICES = ('candidates', 'predicted')
-# Options that only one kind of head uses: given for the other, an error.
-ROI_ONLY = {
-    'add_gt_as_proposals': True,
-    'smooth_l1_beta': 1.0,
-    'score_chunk': None
-}
 # Activation memory of one read-only forward when `score_chunk` is unset.
 SCORE_BYTES = 256 * 2**20
-DENSE_ONLY = {'nms_boxes': 'candidates'}
 DENSE_HEADS = ("type='mmohem.OHEMRetinaHead' (RetinaHead), "
                "'mmohem.OHEMSSDHead' (SSDHead) or 'mmohem.OHEMAnchorHead' "
                '(AnchorHead)')
 
 
 @DET_TASK_UTILS.register_module()
-class OHEMSampler(CapturableMiner):
+class OHEMSampler(BoxMiner):
     """Online Hard Example Mining (Shrivastava et al., CVPR 2016).
 
     For each image, every candidate (all proposals, plus the ground truth
@@ -54,13 +46,10 @@ class OHEMSampler(CapturableMiner):
 
     Works with ``StandardRoIHead`` (FPN and C4 shared head),
     ``CascadeRoIHead`` (each stage scores with its own bbox head),
-    ``DoubleHeadRoIHead`` and Mask R-CNN. mmohem's dense heads
-    (:mod:`mmohem.det.ohem_dense_head`) compute their per-anchor losses
-    themselves, declare ``ohem_dense_head = True`` and call :meth:`mine`
-    instead of :meth:`sample`; they take the rule's options and
-    ``nms_boxes``, RoI heads the rule's options and ``add_gt_as_proposals``,
-    ``smooth_l1_beta`` and ``score_chunk`` (given for the other kind of
-    head, each is an error).
+    ``DoubleHeadRoIHead`` and Mask R-CNN. mmohem's dense heads take the
+    same ``dict(type='mmohem.OHEMSampler', ...)`` as ``train_cfg.sampler``
+    and build a :class:`~mmohem.det.dense_miner.DenseBoxMiner` from it,
+    which takes ``nms_boxes`` instead of this sampler's three own options.
 
     ``mmohem.OHEMVisHook`` draws what it mines: an armed sampler (see
     :mod:`mmohem.mining.capture`) stores the first image of
@@ -68,21 +57,16 @@ class OHEMSampler(CapturableMiner):
 
     Args:
         num (int): Examples kept per image (B/N in the paper).
-        context (nn.Module): The head; mmdet passes it.
+        context (nn.Module): The RoI head; mmdet passes it.
         num_per_pos, nms_thr, nms_per_label, loss, pos_fraction, neg_pos_ub:
             The mining rule, see
             :class:`~mmohem.det.mining_rule.BoxMiningRule`.
-        nms_boxes (str, optional): Dense heads: the boxes the NMS compares,
-            ``'candidates'`` (prior anchors, the default) or ``'predicted'``
-            (the decoded box predictions).
-        add_gt_as_proposals (bool, optional): RoI heads: add the ground
-            truth to the candidates. Defaults to True.
-        smooth_l1_beta (float, optional): RoI heads: transition point of the
-            smooth-L1 term. Defaults to 1.0.
-        score_chunk (int, optional): RoI heads: candidates scored per
-            forward of the read-only pass, which bounds its activation
-            memory. Defaults to as many as fit 256 MiB (every candidate of
-            an FPN head in one forward; chunks of 167 for a C4 head).
+        add_gt_as_proposals (bool): Add the ground truth to the candidates.
+        smooth_l1_beta (float): Transition point of the smooth-L1 term.
+        score_chunk (int, optional): Candidates scored per forward of the
+            read-only pass, which bounds its activation memory. Defaults to
+            as many as fit 256 MiB (every candidate of an FPN head in one
+            forward; chunks of 167 for a C4 head).
     """
 
     def __init__(self,
@@ -94,71 +78,43 @@ class OHEMSampler(CapturableMiner):
                  loss: str = 'cls+bbox',
                  pos_fraction: Optional[float] = None,
                  neg_pos_ub: Optional[float] = None,
-                 nms_boxes: Optional[str] = None,
-                 add_gt_as_proposals: Optional[bool] = None,
-                 smooth_l1_beta: Optional[float] = None,
+                 add_gt_as_proposals: bool = True,
+                 smooth_l1_beta: float = 1.0,
                  score_chunk: Optional[int] = None,
                  **unknown) -> None:
-        owner = 'mmohem.OHEMSampler'
-        reject_unknown_options(owner, unknown,
+        _reject_dense_options(context, unknown)
+        reject_unknown_options(OWNER, unknown,
                                signature_options(OHEMSampler.__init__))
-        _warn_merged_random_sampler(pos_fraction, neg_pos_ub)
-        self.rule = BoxMiningRule(owner, num, num_per_pos, nms_thr,
-                                  nms_per_label, loss, pos_fraction,
-                                  -1 if neg_pos_ub is None else neg_pos_ub)
         self.context = context
-        self.dense = getattr(context, 'ohem_dense_head', False)
-        given = dict(
-            nms_boxes=nms_boxes,
-            add_gt_as_proposals=add_gt_as_proposals,
-            smooth_l1_beta=smooth_l1_beta,
-            score_chunk=score_chunk)
-        own, other = (DENSE_ONLY, ROI_ONLY) if self.dense else (ROI_ONLY,
-                                                                DENSE_ONLY)
-        _reject_other_kind(owner, context, given, other)
-        options = {k: own[k] if given[k] is None else given[k] for k in own}
-        self.stage = None if self.dense else _check_roi_head(context)
-        if self.dense:
-            check_choice(owner, 'nms_boxes', options['nms_boxes'],
-                         NMS_BOX_CHOICES)
-            self.nms_boxes = options['nms_boxes']
-        else:
-            check_choice(owner, 'add_gt_as_proposals',
-                         options['add_gt_as_proposals'], (True, False))
-            check_range(
-                owner,
-                'smooth_l1_beta',
-                options['smooth_l1_beta'],
-                0,
-                low_open=True)
-            check_range(
-                owner,
-                'score_chunk',
-                options['score_chunk'],
-                low=1,
-                integer=True,
-                allow_none=True)
-            self.add_gt_as_proposals = options['add_gt_as_proposals']
-            self.smooth_l1_beta = options['smooth_l1_beta']
-            self.score_chunk = options['score_chunk']
-        self.stats = MiningStats(
-            '' if self.stage is None else f's{self.stage}_', summarise)
-        if not self.dense:
-            self.bbox_head.register_forward_pre_hook(self._publish_stats)
+        self.stage = _check_roi_head(context)
+        super().__init__('' if self.stage is None else f's{self.stage}_', num,
+                         num_per_pos, nms_thr, nms_per_label, loss,
+                         pos_fraction, neg_pos_ub)
+        check_choice(OWNER, 'add_gt_as_proposals', add_gt_as_proposals,
+                     (True, False))
+        check_range(OWNER, 'smooth_l1_beta', smooth_l1_beta, 0, low_open=True)
+        check_range(
+            OWNER,
+            'score_chunk',
+            score_chunk,
+            low=1,
+            integer=True,
+            allow_none=True)
+        self.add_gt_as_proposals = add_gt_as_proposals
+        self.smooth_l1_beta = smooth_l1_beta
+        self.score_chunk = score_chunk
+        self._label_ranges: List[Tensor] = []
+        self.bbox_head.register_forward_pre_hook(self._publish_stats)
         print_log(
-            f'{owner} for {type(context).__name__}: {self!r}',
+            f'{OWNER} for {type(context).__name__}: {self!r}',
             logger='current')
 
     def __repr__(self) -> str:
         stage = '' if self.stage is None else f'stage={self.stage}, '
-        if self.dense:
-            own = f'nms_boxes={self.nms_boxes!r}'
-        else:
-            chunk = self.score_chunk or f'auto ({SCORE_BYTES >> 20} MiB)'
-            own = (f'add_gt_as_proposals={self.add_gt_as_proposals}, '
-                   f'smooth_l1_beta={self.smooth_l1_beta}, '
-                   f'score_chunk={chunk}')
-        return f'{type(self).__name__}({stage}{self.rule!r}, {own})'
+        chunk = self.score_chunk or f'auto ({SCORE_BYTES >> 20} MiB)'
+        return (f'{type(self).__name__}({stage}{self.rule!r}, '
+                f'add_gt_as_proposals={self.add_gt_as_proposals}, '
+                f'smooth_l1_beta={self.smooth_l1_beta}, score_chunk={chunk})')
 
     @property
     def bbox_head(self) -> nn.Module:
@@ -177,8 +133,9 @@ class OHEMSampler(CapturableMiner):
 
         Candidates with inverted boxes are never kept; zero-area ones are
         scored like any other. Statistics of each image are summed on the
-        device and published once per iteration, when the training forward
-        of the bbox head starts.
+        device and published once per iteration, with the check of its
+        ground-truth labels, when the training forward of the bbox head
+        starts (:meth:`publish`): no host read here besides mmdet's.
 
         Args:
             assign_result (AssignResult): Assignment of the candidates.
@@ -192,76 +149,57 @@ class OHEMSampler(CapturableMiner):
         Returns:
             SamplingResult: The kept positives and negatives.
         """
-        if self.dense:
-            raise TypeError(f'{type(self.context).__name__} mines through '
-                            'OHEMSampler.mine(); sample() serves RoI heads.')
         if feats is None:
             raise ValueError(
                 'mmohem.OHEMSampler.sample needs `feats`, the image features '
                 'that mmdet RoI heads pass to their sampler.')
-        check_gt_labels(gt_instances.labels, self.bbox_head.num_classes)
+        if len(gt_instances.labels):
+            self._label_ranges.extend(gt_instances.labels.aminmax())
         priors, gt_flags = self._candidates(assign_result, pred_instances,
                                             gt_instances)
         gt_inds = assign_result.gt_inds
         is_pos = gt_inds > 0
         # The assigner labels every candidate without a class -1: its
-        # remainder modulo num_classes + 1 is the background index.
+        # remainder modulo num_classes + 1 is the background index (and a
+        # wrong label, which publish() refuses, lands in range until then).
         labels = assign_result.labels.remainder(self.bbox_head.num_classes + 1)
         # Boxes without extent (inverted, or zero width or height) are
         # scored, as large as RoIAlign takes them, and never kept.
-        losses = self._example_losses(feats, _no_inversion(priors),
+        losses = self._example_losses(feats, priors,
                                       get_box_tensor(gt_instances.bboxes),
                                       gt_inds, labels, is_pos)
         valid = (gt_inds >= 0) & (priors[:, 2:] > priors[:, :2]).all(1)
-        kept = self.mine(losses[None], valid[None], is_pos[None], priors[None],
-                         labels[None]).kept[0]
-        kept_pos = kept & is_pos
+        result, kept_pos = self.mine(losses[None], valid[None], is_pos[None],
+                                     priors[None], labels[None])
         return SamplingResult(
-            pos_inds=kept_pos.nonzero().squeeze(1),
-            neg_inds=(kept ^ kept_pos).nonzero().squeeze(1),
+            pos_inds=kept_pos[0].nonzero().squeeze(1),
+            neg_inds=(result.kept[0] ^ kept_pos[0]).nonzero().squeeze(1),
             priors=priors,
             gt_bboxes=gt_instances.bboxes,
             assign_result=assign_result,
             gt_flags=gt_flags)
-
-    def mine(self, losses: Tensor, valid: Tensor, is_pos: Tensor,
-             boxes: Tensor, labels: Tensor) -> MiningResult:
-        """Mine hard examples from per-candidate losses, per image.
-
-        Applies the mining rule (budget, loss-NMS, quota) and records the
-        mining statistics. :meth:`sample` calls it for one image; dense
-        heads call it for the whole batch.
-
-        Arguments and result: those of
-        :meth:`~mmohem.det.mining_rule.BoxMiningRule.mine`.
-        """
-        result = self.rule.mine(losses, valid, is_pos, boxes, labels)
-        self.stats.add(self.rule.statistics(result, losses, is_pos))
-        if self.dense:
-            self.stats.publish()
-        if self.ohem_capture is not None:
-            self.ohem_capture.store_boxes(result, boxes, is_pos)
-        return result
 
     def _candidates(self, assign_result: AssignResult,
                     pred_instances: InstanceData,
                     gt_instances: InstanceData) -> Tuple[Tensor, Tensor]:
         """All candidates of the image: ground truth (optional) + priors."""
         priors = get_box_tensor(pred_instances.priors)
-        gt_flags = priors.new_zeros((priors.size(0), ), dtype=torch.uint8)
         gt_bboxes = get_box_tensor(gt_instances.bboxes)
+        num_gts = 0
         if self.add_gt_as_proposals and len(gt_bboxes) > 0:
             priors = cat_boxes([gt_bboxes.to(priors), priors], dim=0)
             assign_result.add_gt_(gt_instances.labels)
-            gt_flags = torch.cat([gt_flags.new_ones(len(gt_bboxes)), gt_flags])
+            num_gts = len(gt_bboxes)
+        gt_flags = priors.new_zeros((priors.size(0), ), dtype=torch.uint8)
+        if num_gts:
+            gt_flags[:num_gts].fill_(1)
         return priors, gt_flags
 
     def _example_losses(self, feats: List[Tensor], priors: Tensor,
                         gt_bboxes: Tensor, gt_inds: Tensor, labels: Tensor,
                         is_pos: Tensor) -> Tensor:
         """Per-candidate loss from one read-only pass: Tensor[N]."""
-        # RoIs of image 0: the features are this image's alone.
-        out = self._score(feats, F.pad(priors, (1, 0)))
+        out = self._score(feats, _rois(priors))
         if self.rule.loss == 'cls' or len(gt_bboxes) == 0:
             return example_losses(out['cls_score'], labels)
         # Row k of the padded table is ground truth k - 1 (1-based
@@ -278,7 +216,8 @@ class OHEMSampler(CapturableMiner):
         as few forwards as :meth:`_chunk` allows: ``cls_score`` and
         ``bbox_pred``."""
         outs = []
-        with read_only(self.context):
+        with read_only(self.context), torchvision_roi_align(
+                self._extractor().roi_layers, rois.device):
             for chunk in rois.split(self._chunk()):
                 if self.stage is None:
                     out = self.context._bbox_forward(feats, chunk)
@@ -299,12 +238,17 @@ class OHEMSampler(CapturableMiner):
         1024 x 14 x 14."""
         if self.score_chunk is not None:
             return int(self.score_chunk)
-        extractor = self.context.bbox_roi_extractor
-        if self.stage is not None:
-            extractor = extractor[self.stage]
+        extractor = self._extractor()
         size = extractor.roi_layers[0].output_size
         pixels = size[0] * size[1] if isinstance(size, tuple) else size**2
         return max(1, SCORE_BYTES // (2 * 4 * extractor.out_channels * pixels))
+
+    def _extractor(self) -> nn.Module:
+        """The RoI extractor of this stage."""
+        extractor = self.context.bbox_roi_extractor
+        if self.stage is None:
+            return extractor
+        return extractor[self.stage]
 
     def _box_terms(self, bbox_pred: Tensor, priors: Tensor, matched_gt: Tensor,
                    labels: Tensor) -> Tuple[Tensor, Tensor]:
@@ -345,24 +289,49 @@ class OHEMSampler(CapturableMiner):
             self._affine = affine
         return affine
 
+    def publish(self) -> None:
+        """Check the ground-truth labels sampled since the last call and
+        publish the mining statistics: two host reads an iteration.
+
+        Raises:
+            ValueError: When a label lies outside ``[0, num_classes)``
+                (the scoring saw it as another class, and the training
+                loss would index out of range).
+            FloatingPointError: See
+                :func:`~mmohem.det.mining_rule.summarise`.
+        """
+        ranges, self._label_ranges = self._label_ranges, []
+        if ranges:
+            values = torch.stack(ranges).tolist()
+            check_label_range(
+                min(values[::2]), max(values[1::2]),
+                self.bbox_head.num_classes)
+        self.stats.publish()
+
     def _publish_stats(self, module: nn.Module, args: tuple) -> None:
         """Forward pre-hook of the bbox head: its training forward follows
-        the sampling of every image, so the iteration's statistics are
-        complete (the read-only passes run without gradient)."""
+        the sampling of every image, so the iteration's labels and
+        statistics are complete (the read-only passes run without
+        gradient)."""
         if torch.is_grad_enabled():
-            self.stats.publish()
+            self.publish()
 
 
 def check_gt_labels(labels: Tensor, num_classes: int) -> None:
-    """Raise when a ground-truth label is outside ``[0, num_classes)``.
+    """Raise when a ground-truth label is outside ``[0, num_classes)``
+    (one host read).
 
     Args:
         labels (Tensor[K]): ``gt_instances.labels`` of one or more images.
         num_classes (int): The head's number of classes.
     """
-    if not labels.numel():
-        return
-    low, high = torch.stack(labels.aminmax()).tolist()
+    if labels.numel():
+        check_label_range(*torch.stack(labels.aminmax()).tolist(), num_classes)
+
+
+def check_label_range(low: int, high: int, num_classes: int) -> None:
+    """Raise ``ValueError`` unless ``low`` and ``high``, the extremes of
+    the ground-truth labels, lie in ``[0, num_classes)``."""
     if low < 0 or high >= num_classes:
         raise ValueError(
             f'OHEM: `gt_instances.labels` must lie in [0, {num_classes - 1}] '
@@ -370,18 +339,20 @@ def check_gt_labels(labels: Tensor, num_classes: int) -> None:
             f'{low} to {high}.')
 
 
-def _reject_other_kind(owner: str, context: nn.Module, given: dict,
-                       other: dict) -> None:
-    """Raise when an option of the other kind of head was given."""
-    wrong = [name for name in other if given[name] is not None]
-    if wrong:
-        kind = 'a dense head' if getattr(context, 'ohem_dense_head',
-                                         False) else 'a RoI head'
+def _reject_dense_options(context: nn.Module, unknown: dict) -> None:
+    """Raise for a dense head's option (``nms_boxes``), or when the sampler
+    was built for a dense head, which builds its own miner."""
+    if getattr(context, 'ohem_dense_head', False):
         raise TypeError(
-            f'{owner}: {", ".join(f"`{w}`" for w in wrong)} is not used for '
-            f'{type(context).__name__} ({kind}); remove it. Dense heads take '
-            f'{", ".join(DENSE_ONLY)}, RoI heads {", ".join(ROI_ONLY)}, '
-            'besides the mining rule\'s options.')
+            f'{OWNER} was built for {type(context).__name__}, an mmohem '
+            'dense head, which builds its own miner from '
+            '`train_cfg.sampler` (mmohem.det.dense_miner).')
+    if 'nms_boxes' in unknown:
+        raise TypeError(
+            f'{OWNER}: `nms_boxes` is not used for '
+            f'{type(context).__name__} (a RoI head); remove it. RoI heads '
+            'take add_gt_as_proposals, smooth_l1_beta, score_chunk, besides '
+            "the mining rule's options.")
 
 
 def _check_roi_head(context: nn.Module) -> Optional[int]:
@@ -408,26 +379,40 @@ def _check_roi_head(context: nn.Module) -> Optional[int]:
     return stage
 
 
-def _no_inversion(boxes: Tensor) -> Tensor:
-    """``boxes`` (Tensor[N, 4]) with ``x2, y2`` raised to ``x1, y1`` where
-    they lie below (RoIAlign refuses a negative width or height)."""
-    return torch.cat([boxes[:, :2], boxes[:, 2:].maximum(boxes[:, :2])], 1)
+@contextmanager
+def torchvision_roi_align(layers: nn.ModuleList,
+                          device: torch.device) -> Iterator[None]:
+    """On the CPU, let mmcv's ``RoIAlign`` layers (average pooling) run
+    torchvision's kernel inside the context, as ``use_torchvision=True``
+    makes them: the same features (tested) from a multi-threaded kernel,
+    where mmcv's CPU kernel runs on one thread, several times slower. The
+    read-only pass scores with it; the training forward keeps the
+    config's kernel.
+
+    Args:
+        layers (nn.ModuleList): The RoI extractor's ``roi_layers``.
+        device (torch.device): Where the RoIs are.
+    """
+    swapped = []
+    if device.type == 'cpu':
+        swapped = [
+            layer for layer in layers if isinstance(layer, RoIAlign)
+            and layer.pool_mode == 'avg' and not layer.use_torchvision
+        ]
+    for layer in swapped:
+        layer.use_torchvision = True
+    try:
+        yield
+    finally:
+        for layer in swapped:
+            layer.use_torchvision = False
 
 
-def _warn_merged_random_sampler(pos_fraction: Optional[float],
-                                neg_pos_ub: Optional[float]) -> None:
-    """Warn when the options are those of the base config's RandomSampler
-    (``pos_fraction=0.25, neg_pos_ub=-1``): mmengine merged them into the
-    sampler dict, which then trains with a 25% positive quota instead of
-    the paper's rule."""
-    if pos_fraction == 0.25 and neg_pos_ub == -1:
-        print_log(
-            'mmohem.OHEMSampler got pos_fraction=0.25, neg_pos_ub=-1: the '
-            "options of the base config's RandomSampler, merged into the "
-            'sampler dict because it lacks `_delete_=True`. OHEM now keeps '
-            'a 25% positive quota, not the paper\'s rule (positives and '
-            'negatives ranked together). Add `_delete_=True` to the sampler '
-            'dict; if the quota is meant, leave out `neg_pos_ub=-1` (the '
-            'default) to silence this warning.',
-            logger='current',
-            level=logging.WARNING)
+def _rois(boxes: Tensor) -> Tensor:
+    """RoIs Tensor[N, 5] of image 0 (the features passed are this image's
+    alone) from ``boxes`` (Tensor[N, 4]), with ``x2, y2`` raised to
+    ``x1, y1`` where they lie below (RoIAlign refuses a negative width or
+    height): two operations."""
+    rois = F.pad(boxes, (1, 0))
+    torch.maximum(rois[:, 3:], rois[:, 1:3], out=rois[:, 3:])
+    return rois

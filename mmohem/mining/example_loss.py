@@ -94,7 +94,8 @@ def delta_affine(means: Sequence[float], stds: Sequence[float],
 def delta_targets(priors: Tensor, gt_bboxes: Tensor, affine: Tensor) -> Tensor:
     """Normalised ``(dx, dy, dw, dh)`` regression targets of ``gt_bboxes``
     from ``priors``: what mmdet's ``DeltaXYWHBBoxCoder.encode`` computes,
-    in ten operations instead of its 25.
+    in seven operations instead of its 25 (the differences are written
+    into one buffer, which is then divided once).
 
     Args:
         priors (Tensor[N, 4]): Candidate boxes ``(x1, y1, x2, y2)``.
@@ -105,9 +106,12 @@ def delta_targets(priors: Tensor, gt_bboxes: Tensor, affine: Tensor) -> Tensor:
         Tensor[N, 4]: Float32 targets.
     """
     priors, gt_bboxes = priors.float(), gt_bboxes.float()
-    prior_wh = priors[:, 2:] - priors[:, :2]
-    twice_gap = (gt_bboxes[:, :2] + gt_bboxes[:, 2:]) - (
-        priors[:, :2] + priors[:, 2:])
-    ratio = (gt_bboxes[:, 2:] - gt_bboxes[:, :2]) / prior_wh
-    deltas = torch.cat([twice_gap / prior_wh, ratio.log()], 1)
-    return torch.addcmul(affine[1], deltas, affine[0])
+    # Rows: twice the centre offset, the ground truth's size, the prior's.
+    parts = priors.new_empty((priors.size(0), 3, 2))
+    gap = gt_bboxes - priors
+    torch.add(gap[:, :2], gap[:, 2:], out=parts[:, 0])
+    torch.sub(gt_bboxes[:, 2:], gt_bboxes[:, :2], out=parts[:, 1])
+    torch.sub(priors[:, 2:], priors[:, :2], out=parts[:, 2])
+    ratios = parts[:, :2] / parts[:, 2:]
+    ratios[:, 1].log_()
+    return torch.addcmul(affine[1], ratios.flatten(1), affine[0])

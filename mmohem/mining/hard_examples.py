@@ -281,11 +281,14 @@ def _mine_image(losses: Tensor, valid: Tensor, boxes: Tensor, num: int,
 
 def _apart(boxes: Tensor, labels: Optional[Tensor]) -> Tensor:
     """``boxes`` (Tensor[N, 4]) shifted by label so that boxes of
-    different labels never overlap (NMS per label in one call)."""
+    different labels never overlap (NMS per label in one call): by twice
+    the span of the coordinates a label, which leaves a gap of one span
+    between the boxes of consecutive labels (none overlap unless all the
+    boxes are one point, which overlaps nothing)."""
     if labels is None or boxes.numel() == 0:
         return boxes
     low, high = boxes.aminmax()
-    return torch.addcmul(boxes, labels[:, None], high - low + 1)
+    return torch.addcmul(boxes, labels[:, None], high - low, value=2)
 
 
 def _prefix_suffices(survive: Tensor, is_pos: Tensor, top_valid: Tensor,

@@ -457,15 +457,22 @@ def _keep_mask(losses: Tensor, hard: Tensor, invalid: Optional[Tensor],
     if num_kept >= num_valid:
         keep = torch.ones_like(hard) if invalid is None else ~invalid
         return PixelSelection(keep, num_valid, num_valid)
+    return PixelSelection(
+        _top_losses(losses, hard, invalid, num_kept), num_valid, num_kept)
+
+
+def _top_losses(losses: Tensor, hard: Tensor, invalid: Optional[Tensor],
+                num: int) -> Tensor:
+    """Bool mask of the ``num`` valid pixels of highest loss (they include
+    ``hard``, which the ``'cuda'`` path fills in place): the radix select on
+    the ``'cpu'`` path, ``topk(sorted=False)`` on the other."""
     if pixel_path(losses.device) == 'cpu':
         valid = torch.ones_like(hard) if invalid is None else ~invalid
-        keep = top_loss_mask(losses, valid, num_kept)
-        return PixelSelection(keep, num_valid, num_kept)
+        return top_loss_mask(losses, valid, num)
     ranked = losses if invalid is None else losses.masked_fill(
         invalid, -math.inf)
-    top = ranked.flatten().topk(num_kept, sorted=False).indices
-    keep = hard.view(-1).index_fill_(0, top, True).view_as(hard)
-    return PixelSelection(keep, num_valid, num_kept)
+    top = ranked.flatten().topk(num, sorted=False).indices
+    return hard.view(-1).index_fill_(0, top, True).view_as(hard)
 
 
 def select_hard_pixels(losses: Tensor,

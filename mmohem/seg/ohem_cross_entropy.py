@@ -32,7 +32,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmseg.models import losses as mmseg_losses
-from mmseg.models.losses.utils import get_class_weight
+from mmseg.models.losses.utils import get_class_weight, weight_reduce_loss
 from mmseg.structures.sampler import BasePixelSampler
 from torch import Tensor, nn
 
@@ -46,7 +46,6 @@ from mmohem.utils import (MiningStats, check_choice, check_range,
 NAME = 'mmohem.OhemCrossEntropy'
 DEFAULT_MIN_KEPT = 100000
 REDUCTIONS = ('none', 'mean', 'sum')
-_EPS = torch.finfo(torch.float32).eps
 #: mmseg losses that cannot apply the per-pixel weight a pixel sampler
 #: passes to every loss of ``loss_decode``: they fail on it (DiceLoss and
 #: FocalLoss assert or mismatch shapes, the others take no ``weight``) or
@@ -326,16 +325,12 @@ class OhemCrossEntropyLoss(nn.Module, CapturableMiner):
         class_w = self._pixel_class_weight(label, ignore_index, cls_score)
         losses = losses * (
             mined.keep if class_w is None else mined.keep * class_w)
-        if weight is not None:
-            losses = losses * weight
         reduction = reduction_override or self.reduction
-        if reduction == 'none':
-            return self.loss_weight * losses
-        if reduction == 'sum':
-            return losses.sum() * self.loss_weight
-        if avg_factor is None:
+        if reduction == 'mean' and avg_factor is None:
             avg_factor = self._normaliser(mined, label, ignore_index, class_w)
-        return losses.sum() * (self.loss_weight / (avg_factor + _EPS))
+        return self.loss_weight * weight_reduce_loss(
+            losses, weight, reduction,
+            avg_factor if reduction == 'mean' else None)
 
     def _check_channels(self, cls_score: Tensor) -> None:
         """One channel exactly when ``use_sigmoid``."""

@@ -5,7 +5,7 @@ import pytest
 from mmengine.config import ConfigDict
 from mmengine.registry import DefaultScope
 
-from mmohem.checks import small_detector
+from mmohem.testing import small_detector
 
 
 @pytest.fixture(scope='module', autouse=True)

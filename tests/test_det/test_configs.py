@@ -6,6 +6,7 @@ from mmengine.config import Config
 from mmengine.hub import get_config
 
 from mmohem.det import OHEMDenseHeadMixin, OHEMSampler
+from mmohem.det.dense_miner import DenseBoxMiner
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', 'configs')
 RCNN_SWAP = ('train_cfg.rcnn.sampler', )
@@ -77,7 +78,11 @@ def test_config_builds_and_only_swaps_the_sampler(name):
     base = get_config(f'mmdet::{base_name}')
     assert _without(cfg, swapped) == _without(base, swapped)
     cfg.model.backbone.init_cfg = None
-    samplers = _ohem_modules(MODELS.build(cfg.model))
-    assert samplers and all(isinstance(s, OHEMSampler) for s in samplers)
+    model = MODELS.build(cfg.model)
+    dense = isinstance(getattr(model, 'bbox_head', None), OHEMDenseHeadMixin)
+    samplers = _ohem_modules(model)
+    assert samplers and all(
+        isinstance(s, DenseBoxMiner if dense else OHEMSampler)
+        for s in samplers)
     assert all(s.rule.nms_thr == NMS_THR.get(name, 0.7)
                and s.rule.pos_fraction is None for s in samplers)

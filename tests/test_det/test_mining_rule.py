@@ -59,8 +59,8 @@ def test_ranking_losses_and_statistics():
                        torch.tensor([[[0., 0., 4., 4.], [9., 9., 12., 12.]]]),
                        torch.tensor([[0, 1]]))
     stats = summarise(
-        BoxMiningRule.statistics(result, both,
-                                 torch.tensor([[True, False]])).tolist())
+        BoxMiningRule.statistics(result, both, result.kept
+                                 & torch.tensor([[True, False]])).tolist())
     assert stats == dict(
         kept_pos=1.,
         kept_neg=0.,
@@ -80,7 +80,8 @@ def test_images_whose_negatives_outrank_every_positive_are_counted():
                        torch.zeros(2, 2, 4),
                        torch.zeros(2, 2).long())
     stats = summarise(
-        BoxMiningRule.statistics(result, losses, is_pos).tolist())
+        BoxMiningRule.statistics(result, losses,
+                                 result.kept & is_pos).tolist())
     assert stats['no_pos_images'] == 0.5
     assert stats['kept_pos'] == 0.5
 
@@ -94,13 +95,16 @@ def test_a_non_finite_loss_is_an_error_when_the_statistics_are_read():
     valid = torch.ones(2, 2, dtype=torch.bool)
     result = rule.mine(losses, valid, is_pos, torch.zeros(2, 2, 4),
                        torch.zeros(2, 2).long())
-    rows = BoxMiningRule.statistics(result, losses, is_pos).tolist()
+    rows = BoxMiningRule.statistics(result, losses,
+                                    result.kept & is_pos).tolist()
     with pytest.raises(FloatingPointError, match='1 image'):
         summarise(rows)
     valid[0, 1] = False  # a NaN where nothing is mined is no error
     result = rule.mine(losses, valid, is_pos, torch.zeros(2, 2, 4),
                        torch.zeros(2, 2).long())
-    summarise(BoxMiningRule.statistics(result, losses, is_pos).tolist())
+    summarise(
+        BoxMiningRule.statistics(result, losses,
+                                 result.kept & is_pos).tolist())
 
 
 @pytest.mark.parametrize('option, value, match', [

@@ -9,56 +9,23 @@ import torch.nn.functional as F
 from mmdet.models.dense_heads import AnchorHead, ATSSHead, FCOSHead
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import get_box_tensor
-from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 
-from mmohem.checks.dense_cases import retina_case
 from mmohem.det import OHEMDenseHeadMixin, OHEMRetinaHead
 from mmohem.det.mining_rule import BoxMiningRule
 from mmohem.det.ohem_dense_head import (DenseTargets, anchor_losses,
                                         dense_targets, join_levels,
                                         levels_to_batch, ohem_avg_factor)
+from mmohem.testing.dense_cases import (RETINA_VARIANTS, demo_batch,
+                                        retina_case, small_retinanet)
 from mmohem.utils.mining_stats import KEY_PREFIX
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..')
 RETINA = osp.join(ROOT, 'configs', 'retinanet',
                   'retinanet_r50_fpn_mmohem-ohem_1x_coco.py')
-VARIANTS = ('sigmoid', 'softmax', 'giou')
 # Every anchor of an image with ground truth kept, normaliser the head's.
 KEEP_ALL = dict(num=1, num_per_pos=10**6, nms_thr=None)
-
-
-def _model(variant='sigmoid', **sampler):
-    """A small RetinaNet whose head is OHEMRetinaHead (sigmoid CE), a
-    plain OHEMAnchorHead (softmax CE) or OHEMRetinaHead regressing decoded
-    boxes with GIoU."""
-    cfg = Config.fromfile(RETINA)
-    model_cfg = cfg.model
-    model_cfg.backbone.update(depth=18, init_cfg=None)
-    model_cfg.neck.in_channels = [64, 128, 256, 512]
-    head = model_cfg.bbox_head
-    head.update(num_classes=5, stacked_convs=1, feat_channels=64)
-    if variant == 'softmax':
-        head.pop('stacked_convs')
-        head.update(
-            type='mmohem.OHEMAnchorHead',
-            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False))
-    elif variant == 'giou':
-        head.update(
-            reg_decoded_bbox=True,
-            loss_bbox=dict(type='GIoULoss', loss_weight=2.0))
-    model_cfg.train_cfg.sampler.update(sampler)
-    torch.manual_seed(0)
-    return MODELS.build(model_cfg).train()
-
-
-def _data(model, num_items=(3, 0), size=128):
-    packed = demo_mm_inputs(
-        len(num_items), (3, size, size),
-        num_items=list(num_items),
-        num_classes=5)
-    return model.data_preprocessor(packed, True)
 
 
 def _head_inputs(model, data):
@@ -84,7 +51,7 @@ def _spy_mine(monkeypatch, head):
 
 def test_sigmoid_per_anchor_loss_is_the_heads_own_loss():
     """Hand-made: two anchors, three classes, one positive of class 1."""
-    head = _model().bbox_head
+    head = small_retinanet().bbox_head
     scores = torch.tensor([[[0.5, -1.0, 2.0], [-0.3, 0.2, 0.1]]])
     labels = torch.tensor([[1, 3]])  # 3 = background
     targets = DenseTargets(
@@ -107,10 +74,10 @@ def test_sigmoid_per_anchor_loss_is_the_heads_own_loss():
                                                     0.]]))
 
 
-@pytest.mark.parametrize('variant', VARIANTS)
+@pytest.mark.parametrize('variant', RETINA_VARIANTS)
 def test_keeping_every_anchor_gives_the_upstream_loss(variant):
-    model = _model(variant, **KEEP_ALL)
-    inputs = _head_inputs(model, _data(model, (3, 2)))
+    model = small_retinanet(variant, **KEEP_ALL)
+    inputs = _head_inputs(model, demo_batch(model, (3, 2)))
     ours = model.bbox_head.loss_by_feat(*inputs)
     upstream = AnchorHead.loss_by_feat(model.bbox_head, *inputs)
     for key in ('loss_cls', 'loss_bbox'):
@@ -119,10 +86,10 @@ def test_keeping_every_anchor_gives_the_upstream_loss(variant):
 
 
 def test_training_step_mines_and_logs(monkeypatch):
-    model = _model()
+    model = small_retinanet()
     calls = _spy_mine(monkeypatch, model.bbox_head)
     hub = MessageHub.get_instance('test_ohem_dense_head')
-    losses = model(**_data(model), mode='loss')
+    losses = model(**demo_batch(model, (3, 0)), mode='loss')
     loss, _ = model.parse_losses(losses)
     loss.backward()
     assert torch.isfinite(loss)
@@ -140,11 +107,11 @@ def test_predicted_nms_boxes_are_the_decoded_predictions(
     """The head predicts deltas either way: with ``reg_decoded_bbox`` only
     its box loss compares decoded boxes."""
     variant = 'giou' if reg_decoded_bbox else 'sigmoid'
-    model = _model(variant, nms_boxes='predicted')
+    model = small_retinanet(variant, nms_boxes='predicted')
     head = model.bbox_head
     assert head.reg_decoded_bbox is reg_decoded_bbox
     calls = _spy_mine(monkeypatch, head)
-    inputs = _head_inputs(model, _data(model))
+    inputs = _head_inputs(model, demo_batch(model, (3, 0)))
     head.loss_by_feat(*inputs)
     targets = dense_targets(head, *inputs, None)
     decoded = get_box_tensor(
@@ -202,13 +169,13 @@ class _ScalarLoss(torch.nn.Module):
 
 
 def test_loss_without_one_value_per_anchor_is_named(monkeypatch):
-    model = _model()
+    model = small_retinanet()
     head = model.bbox_head
     monkeypatch.setitem(head._modules, 'loss_bbox', _ScalarLoss())
     with pytest.raises(
             TypeError,
             match=r'one loss per anchor: _ScalarLoss returned shape \(\)'):
-        head.loss_by_feat(*_head_inputs(model, _data(model)))
+        head.loss_by_feat(*_head_inputs(model, demo_batch(model, (3, 0))))
 
 
 def test_dense_heads_reject_roi_options():
@@ -216,7 +183,7 @@ def test_dense_heads_reject_roi_options():
             TypeError,
             match=r'`smooth_l1_beta` is not used for '
             r'OHEMRetinaHead \(a dense head\)'):
-        _model(smooth_l1_beta=1.0)
+        small_retinanet(smooth_l1_beta=1.0)
 
 
 @pytest.mark.parametrize('base', [ATSSHead, FCOSHead])

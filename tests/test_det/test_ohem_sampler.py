@@ -9,8 +9,8 @@ from mmdet.testing import demo_mm_inputs
 from mmengine.logging import MessageHub
 
 import mmohem.det.mining_rule as ohem_module
-from mmohem.checks import amp_gradient_check, set_sampler
 from mmohem.det import OHEMSampler
+from mmohem.testing import amp_gradient_check, set_sampler
 
 OHEM = dict(type='mmohem.OHEMSampler', num=32)
 
@@ -103,7 +103,9 @@ def test_training_step_mines_what_the_rule_says(config, detector_cfg,
 
 def test_torchvision_roi_align_kernel_mines_the_same(detector_cfg,
                                                      monkeypatch):
-    """The README's CPU speed-up keeps every mined example unchanged."""
+    """The README's CPU speed-up (``use_torchvision=True``, which the
+    read-only pass takes on the CPU anyway) keeps every mined example
+    unchanged."""
     import torchvision.ops
     cfg = detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     set_sampler(cfg, OHEM)
@@ -136,7 +138,9 @@ def test_torchvision_roi_align_kernel_mines_the_same(detector_cfg,
         model(**data, mode='loss')
         calls.append(len(tv_calls))
         kept.append([(args[0], result.kept) for args, result in spy.calls])
-    assert calls[0] == 0 and calls[1] > 0  # the kernel really switched
+    # The read-only pass runs torchvision's kernel in both; the training
+    # forward switches to it in the second.
+    assert 0 < calls[0] < calls[1]
     assert len(kept[0]) == len(kept[1]) == 2
     for (losses, mask), (tv_losses, tv_mask) in zip(*kept):
         assert mask.any()
@@ -380,12 +384,14 @@ def test_statistics_are_published_once_per_iteration(detector_cfg):
 
 def _build_log(monkeypatch, cfg):
     """Build ``cfg`` and return what the sampler logged, by level."""
+    import mmohem.det.mining_rule as rule_module
     import mmohem.det.ohem_sampler as sampler_module
     logged = []
-    monkeypatch.setattr(
-        sampler_module,
-        'print_log',
-        lambda msg, logger=None, level=20: logged.append((level, msg)))
+    for module in (rule_module, sampler_module):
+        monkeypatch.setattr(
+            module,
+            'print_log',
+            lambda msg, logger=None, level=20: logged.append((level, msg)))
     MODELS.build(cfg)
     return logged
 
@@ -427,3 +433,41 @@ def test_one_forward_scores_what_fits_the_memory_budget(detector_cfg):
         set_sampler(cfg, OHEM)
         chunks.append(MODELS.build(cfg).roi_head.bbox_sampler._chunk())
     assert chunks == [2674, 8192]
+
+
+@pytest.mark.parametrize('config', [
+    'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    'faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py',
+])
+def test_cpu_read_only_pass_scores_as_mmcvs_kernel(config, detector_cfg):
+    """The read-only pass runs torchvision's RoIAlign kernel on the CPU:
+    the scores are mmcv's kernel's, and the training forward keeps the
+    config's kernel."""
+    from mmohem.utils import read_only
+    cfg = detector_cfg(config)
+    set_sampler(cfg, OHEM)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    sampler, head = model.roi_head.bbox_sampler, model.roi_head
+    packed = demo_mm_inputs(1, (3, 128, 128), num_items=[3], num_classes=80)
+    feats = model.extract_feat(model.data_preprocessor(packed, True)['inputs'])
+    gen = torch.Generator().manual_seed(0)
+    corners = torch.rand(300, 2, generator=gen) * 100
+    rois = torch.cat([
+        torch.zeros(300, 1), corners,
+        corners + 4 + 60 * torch.rand(300, 2, generator=gen)
+    ], 1)
+    layers = head.bbox_roi_extractor.roi_layers
+    kernels = []
+    for layer in layers:
+        layer.register_forward_pre_hook(
+            lambda module, args: kernels.append(module.use_torchvision))
+    ours = sampler._score(feats, rois)
+    assert kernels and all(kernels)
+    kernels.clear()
+    with read_only(head):
+        theirs = head._bbox_forward(feats, rois)
+    assert kernels and not any(kernels)
+    for key in ('cls_score', 'bbox_pred'):
+        assert torch.allclose(ours[key], theirs[key], rtol=0, atol=1e-6)
+    assert not any(layer.use_torchvision for layer in layers)

@@ -6,9 +6,10 @@ from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 
 import mmohem.det.mining_rule as ohem_module
-from mmohem.checks.dense_cases import ssd_case
 from mmohem.det import OHEMSampler, OHEMSSDHead
+from mmohem.det.dense_miner import DenseBoxMiner
 from mmohem.det.ohem_dense_head import dense_targets
+from mmohem.testing.dense_cases import ssd_case
 
 SSD300 = 'configs/ssd/ssd300_mmohem-ohem_coco.py'
 SSDLITE = ('configs/ssd/'
@@ -118,8 +119,7 @@ def test_normaliser_is_ssd_positive_count():
 
 
 def test_hand_made_anchors():
-    sampler = OHEMSampler(
-        num=1, num_per_pos=2, nms_thr=0.7, context=_DenseContext())
+    sampler = DenseBoxMiner(num=1, num_per_pos=2, nms_thr=0.7)
     anchors = torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 10.5],
                             [0.5, 0., 10., 10.], [40., 40., 50., 50.],
                             [60., 60., 70., 70.]])
@@ -128,7 +128,8 @@ def test_hand_made_anchors():
     is_pos = torch.tensor([[True, False, False, False, True], [False] * 5])
     labels = torch.where(is_pos, 0, 80)
     valid = torch.ones(2, 5, dtype=torch.bool)
-    result = sampler.mine(losses, valid, is_pos, boxes, labels)
+    result, kept_pos = sampler.mine(losses, valid, is_pos, boxes, labels)
+    assert torch.equal(kept_pos, result.kept & is_pos)
     # image 0: 2 positives -> 4 kept; anchor 2 (negative) duplicates
     # anchor 1 (negative, higher loss): suppressed; anchor 0 is positive, so
     # per-label NMS keeps it beside anchor 1.
@@ -137,10 +138,24 @@ def test_hand_made_anchors():
     assert result.kept[1].tolist() == [True, False, False, False, False]
 
 
-def test_sample_is_not_for_dense_heads():
-    sampler = OHEMSampler(num=8, context=_DenseContext())
-    with pytest.raises(TypeError, match='mines through OHEMSampler.mine'):
-        sampler.sample(None, None, None, feats=[])
+def test_roi_sampler_is_not_for_dense_heads():
+    with pytest.raises(
+            TypeError, match='builds its own miner from '
+            '`train_cfg.sampler`'):
+        OHEMSampler(num=8, context=_DenseContext())
+
+
+def test_dense_head_builds_its_miner_from_the_sampler_dict():
+    model = _model(SSDLITE, nms_boxes='predicted')
+    miner = model.bbox_head.ohem_sampler
+    assert type(miner) is DenseBoxMiner and miner.nms_boxes == 'predicted'
+    assert type(model.bbox_head.sampler).__name__ == 'PseudoSampler'
+
+
+@pytest.mark.parametrize('option', ['score_chunk', 'add_gt_as_proposals'])
+def test_roi_options_are_refused_by_dense_heads(option):
+    with pytest.raises(TypeError, match=f'`{option}` is not used for '):
+        _model(SSDLITE, **{option: 1})
 
 
 def test_head_needs_the_ohem_sampler():

@@ -2,11 +2,11 @@
 import pytest
 import torch
 from mmdet.registry import MODELS
-from mmdet.testing import demo_mm_inputs
-from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import mmohem.det.mining_rule as ohem_module
+from mmohem.testing.dense_cases import (RETINA_VARIANTS, demo_batch,
+                                        small_retinanet)
 
 OHEM = dict(type='mmohem.OHEMSampler', num=32)
 
@@ -18,14 +18,6 @@ def _faster_rcnn(detector_cfg, seed=0):
     return MODELS.build(cfg)
 
 
-def _inputs(model, num_items=(3, 2)):
-    packed = demo_mm_inputs(
-        len(num_items), (3, 128, 128),
-        num_items=list(num_items),
-        num_classes=80)
-    return model.data_preprocessor(packed, True)
-
-
 def _roi_loss(model, data, proposals):
     feats = model.extract_feat(data['inputs'])
     rpn_results = [InstanceData(bboxes=p) for p in proposals]
@@ -34,7 +26,7 @@ def _roi_loss(model, data, proposals):
 
 def test_image_without_proposals_trains(detector_cfg):
     model = _faster_rcnn(detector_cfg)
-    data = _inputs(model, num_items=(3, 0))
+    data = demo_batch(model, (3, 0), num_classes=80)
     boxes = torch.tensor([[4., 4., 60., 60.], [10., 20., 90., 100.]])
     losses = _roi_loss(model, data, [boxes, torch.zeros(0, 4)])
     total = losses['loss_cls'] + losses['loss_bbox']
@@ -44,7 +36,7 @@ def test_image_without_proposals_trains(detector_cfg):
 
 def test_zero_area_proposals(detector_cfg):
     model = _faster_rcnn(detector_cfg)
-    data = _inputs(model)
+    data = demo_batch(model, (3, 2), num_classes=80)
     boxes = torch.tensor([[10., 10., 10., 10.], [20., 20., 20., 50.],
                           [5., 5., 40., 40.], [5., 5., 40., 40.]])
     losses = _roi_loss(model, data, [boxes, boxes])
@@ -53,7 +45,7 @@ def test_zero_area_proposals(detector_cfg):
 
 def test_class_index_out_of_range_is_named(detector_cfg):
     model = _faster_rcnn(detector_cfg)
-    data = _inputs(model)
+    data = demo_batch(model, (3, 2), num_classes=80)
     data['data_samples'][0].gt_instances.labels[0] = 80
     with pytest.raises(
             ValueError, match=r'`gt_instances.labels` must lie '
@@ -72,7 +64,7 @@ def test_non_finite_scores_are_an_error(detector_cfg, monkeypatch):
 
     monkeypatch.setattr(model.roi_head, '_bbox_forward', nan_forward)
     with pytest.raises(FloatingPointError, match='non-finite'):
-        model(**_inputs(model), mode='loss')
+        model(**demo_batch(model, (3, 2), num_classes=80), mode='loss')
 
 
 def test_same_seed_selects_the_same_examples(detector_cfg, monkeypatch):
@@ -88,7 +80,7 @@ def test_same_seed_selects_the_same_examples(detector_cfg, monkeypatch):
     for _ in range(2):
         model = _faster_rcnn(detector_cfg, seed=3)
         torch.manual_seed(3)
-        model(**_inputs(model), mode='loss')
+        model(**demo_batch(model, (3, 2), num_classes=80), mode='loss')
     assert len(kept) == 4
     assert all(torch.equal(a, b) for a, b in zip(kept[:2], kept[2:]))
 
@@ -103,7 +95,7 @@ def test_inverted_proposals_are_skipped(detector_cfg, monkeypatch):
         return results[-1][1]
 
     monkeypatch.setattr(ohem_module, 'mine_hard_examples', spy)
-    data = _inputs(model, num_items=(0, 0))
+    data = demo_batch(model, (0, 0), num_classes=80)
     boxes = torch.tensor([[50., 50., 20., 20.], [5., 5., 40., 40.]])
     _roi_loss(model, data, [boxes, boxes])
     for valid, result in results:
@@ -113,35 +105,6 @@ def test_inverted_proposals_are_skipped(detector_cfg, monkeypatch):
 
 # Dense heads: OHEMRetinaHead (sigmoid CE), OHEMAnchorHead (softmax CE) and
 # OHEMRetinaHead regressing decoded boxes with GIoU.
-
-RETINA = 'configs/retinanet/retinanet_r50_fpn_mmohem-ohem_1x_coco.py'
-DENSE_VARIANTS = ('sigmoid', 'softmax', 'giou')
-
-
-def _dense_detector(variant, **sampler):
-    cfg = Config.fromfile(RETINA).model
-    cfg.backbone.update(depth=18, init_cfg=None)
-    cfg.neck.in_channels = [64, 128, 256, 512]
-    head = cfg.bbox_head
-    head.update(num_classes=5, stacked_convs=1, feat_channels=32)
-    if variant == 'softmax':
-        head.pop('stacked_convs')
-        head.update(
-            type='mmohem.OHEMAnchorHead',
-            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False))
-    elif variant == 'giou':
-        head.update(reg_decoded_bbox=True, loss_bbox=dict(type='GIoULoss'))
-    cfg.train_cfg.sampler.update(sampler)
-    torch.manual_seed(0)
-    return MODELS.build(cfg).train()
-
-
-def _dense_data(model, num_items, size=96):
-    packed = demo_mm_inputs(
-        len(num_items), (3, size, size),
-        num_items=list(num_items),
-        num_classes=5)
-    return model.data_preprocessor(packed, True)
 
 
 def _trains(model, data, dtype=None):
@@ -157,26 +120,26 @@ def _trains(model, data, dtype=None):
     return losses
 
 
-@pytest.mark.parametrize('variant', DENSE_VARIANTS)
+@pytest.mark.parametrize('variant', RETINA_VARIANTS)
 @pytest.mark.parametrize('num_items', [(0, 0), (0, )])
 @pytest.mark.parametrize('dtype', [None, torch.bfloat16])
 def test_dense_batch_without_ground_truth_trains(variant, num_items, dtype):
-    model = _dense_detector(variant)
-    losses = _trains(model, _dense_data(model, num_items), dtype)
+    model = small_retinanet(variant)
+    losses = _trains(model, demo_batch(model, num_items, 96), dtype)
     assert all(loss > 0 for loss in losses['loss_cls'])  # mined negatives
     assert all(loss == 0 for loss in losses['loss_bbox'])
 
 
-@pytest.mark.parametrize('variant', DENSE_VARIANTS)
+@pytest.mark.parametrize('variant', RETINA_VARIANTS)
 def test_dense_loss_without_ground_truth_is_upstreams(variant):
     """Every anchor kept: the per-anchor losses sum to mmdet's, which a
     batch without ground truth divides by one per image."""
     from mmdet.models.dense_heads import AnchorHead
 
     from mmohem.det.ohem_dense_head import ohem_avg_factor
-    model = _dense_detector(variant, num=10**6, nms_thr=None)
+    model = small_retinanet(variant, num=10**6, nms_thr=None)
     head = model.bbox_head
-    data = _dense_data(model, (0, 0))
+    data = demo_batch(model, (0, 0), 96)
     outs = head(model.extract_feat(data['inputs']))
     args = (*outs, [s.gt_instances for s in data['data_samples']],
             [s.metainfo for s in data['data_samples']])
@@ -197,8 +160,8 @@ def test_degenerate_ground_truth_is_skipped_and_named(variant, monkeypatch):
     logged = []
     monkeypatch.setattr(gt_module, 'print_log',
                         lambda msg, **kwargs: logged.append(msg))
-    model = _dense_detector(variant)
-    data = _dense_data(model, (3, 2))
+    model = small_retinanet(variant)
+    data = demo_batch(model, (3, 2), 96)
     sample = data['data_samples'][0]
     good = sample.gt_instances
     sample.gt_instances = InstanceData(

@@ -37,7 +37,9 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SOURCES = ('setup.py', 'pyproject.toml', 'MANIFEST.in', 'README.md', 'LICENSE',
            'model-index.yml', 'mmohem', 'configs', 'tools', 'checkpoints')
 SHIPPED = ('py', 'yml', 'md')
-TOOLS = {'train.py', 'test.py', 'dist_train.sh', 'benchmark.py'}
+TOOLS = {
+    'train.py', 'test.py', 'tool_config.py', 'dist_train.sh', 'benchmark.py'
+}
 DEMO_CONFIG = 'faster-rcnn_r18-tiny_fpn_ohem_demo.py'
 ITERS = 2
 NEEDS_MIM = pytest.mark.skipif(

@@ -50,3 +50,13 @@ def test_delta_targets_are_the_delta_coders_encoding():
     coder = DeltaXYWHBBoxCoder(target_means=means, target_stds=stds)
     ours = delta_targets(priors, gt, delta_affine(means, stds, 'cpu'))
     assert torch.allclose(ours, coder.encode(priors, gt), atol=1e-5)
+
+
+def test_delta_targets_take_seven_operations():
+    from mmohem.mining import delta_affine, delta_targets
+    from mmohem.testing.launches import count_launches
+    priors = torch.tensor([[0., 0., 10., 20.], [5., 5., 6., 9.]])
+    affine = delta_affine([0.] * 4, [0.1, 0.1, 0.2, 0.2], 'cpu')
+    gt = priors + 1
+    counts = count_launches(lambda: delta_targets(priors, gt, affine))
+    assert counts['ops'] == 7 and counts['host_reads'] == 0

@@ -5,15 +5,14 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
-from mmengine.structures import PixelData
 from mmseg.models.losses import CrossEntropyLoss
 from mmseg.registry import MODELS, TASK_UTILS
-from mmseg.structures import SegDataSample
 from mmseg.structures.sampler import OHEMPixelSampler
 from mmseg.utils import register_all_modules
 
 from mmohem.mining import pixel as pixel_module
 from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
+from mmohem.testing.pixel_cases import seg_data_samples
 
 IGNORE = 255
 OHEM = 'mmohem.OhemCrossEntropy'
@@ -546,16 +545,6 @@ def test_binary_head_with_a_softmax_loss_is_a_build_error():
         TASK_UTILS.build(dict(type=OHEM), default_args=dict(context=head))
 
 
-def _samples(labels):
-    h, w = labels.shape[-2:]
-    return [
-        SegDataSample(
-            gt_sem_seg=PixelData(data=label[None]),
-            metainfo=dict(img_shape=(h, w), pad_shape=(h, w)))
-        for label in labels
-    ]
-
-
 def _fcn_head(**kwargs):
     return MODELS.build(
         dict(
@@ -582,7 +571,8 @@ def test_binary_decode_head_trains_end_to_end(flavour):
         num_classes=2, out_channels=1, threshold=0.5, **options).train()
     labels = torch.randint(0, 2, (2, 16, 16))
     labels[:, :3] = IGNORE
-    losses = head.loss((torch.randn(2, 4, 8, 8), ), _samples(labels), {})
+    losses = head.loss((torch.randn(2, 4, 8, 8), ), seg_data_samples(labels),
+                       {})
     assert torch.isfinite(losses['loss_ce']) and losses['loss_ce'] > 0
     losses['loss_ce'].backward()
     grads = [p.grad for p in head.parameters() if p.grad is not None]
@@ -615,7 +605,8 @@ def test_loss_flavour_beside_an_unweighted_dice_loss_trains():
             dict(type='DiceLoss', loss_name='loss_dice')
         ]).train()
     labels = torch.randint(0, 7, (2, 16, 16))
-    losses = head.loss((torch.randn(2, 4, 8, 8), ), _samples(labels), {})
+    losses = head.loss((torch.randn(2, 4, 8, 8), ), seg_data_samples(labels),
+                       {})
     total = losses['loss_ce'] + losses['loss_dice']
     total.backward()
     assert torch.isfinite(total) and losses['loss_ce'] > 0

@@ -5,12 +5,11 @@ import torch
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.registry import DefaultScope
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
+from mmohem.testing.pixel_cases import seg_data_samples
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'pspnet')
 SAMPLER = 'pspnet_r50-d8_mmohem-ohem_4xb2-40k_cityscapes-512x1024.py'
@@ -64,16 +63,6 @@ def _small(model_cfg):
     return model_cfg
 
 
-def _samples(labels):
-    h, w = labels.shape[-2:]
-    return [
-        SegDataSample(
-            gt_sem_seg=PixelData(data=label[None]),
-            metainfo=dict(img_shape=(h, w), pad_shape=(h, w)))
-        for label in labels
-    ]
-
-
 @pytest.mark.parametrize('name', sorted(SWAPS))
 def test_config_only_swaps_in_ohem(name):
     cfg = Config.fromfile(osp.join(ROOT, name))
@@ -125,7 +114,7 @@ def test_training_step(name, monkeypatch):
                             lambda *a: mined.append(sample(*a)) or mined[-1])
     labels = torch.randint(0, model.decode_head.num_classes, (2, 64, 64))
     labels[:, :8] = 255
-    losses = model.loss(torch.randn(2, 3, 64, 64), _samples(labels))
+    losses = model.loss(torch.randn(2, 3, 64, 64), seg_data_samples(labels))
     assert {'decode.loss_ce', 'aux.loss_ce'} <= set(losses)
     loss, _ = model.parse_losses(losses)
     loss.backward()
@@ -145,7 +134,7 @@ def test_training_step_with_all_ignored_labels():
     model = MODELS.build(_small(Config.fromfile(osp.join(
         ROOT, LOSS)).model)).train()
     labels = torch.full((2, 64, 64), 255)
-    losses = model.loss(torch.randn(2, 3, 64, 64), _samples(labels))
+    losses = model.loss(torch.randn(2, 3, 64, 64), seg_data_samples(labels))
     loss, _ = model.parse_losses(losses)
     loss.backward()
     assert loss.item() == 0

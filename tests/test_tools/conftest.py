@@ -64,7 +64,10 @@ def demo_options(demo_data) -> Callable[[str, int], List[str]]:
 @pytest.fixture(scope='session')
 def load_tool() -> Callable[[str], ModuleType]:
     """Factory: name of a script in tools/ -> the script as a module
-    (tools/ is not a package)."""
+    (tools/ is not a package: it goes on ``sys.path``, as for a script run
+    from there, so that the script's sibling imports resolve)."""
+    if osp.join(ROOT, 'tools') not in sys.path:
+        sys.path.insert(0, osp.join(ROOT, 'tools'))
 
     def load(name: str) -> ModuleType:
         spec = importlib.util.spec_from_file_location(

@@ -50,7 +50,7 @@ def test_cuda_without_a_gpu_is_refused(tmp_path, run_script):
 def test_a_config_that_raises_fails_its_row_and_the_others_run(
         load_tool, monkeypatch):
     gpu_check = load_tool('gpu_check')
-    import mmohem.checks
+    import mmohem.testing
 
     def fake_check(name, device, dtype, depth, size):
         if name == gpu_check.AMP_CONFIGS[0]:
@@ -64,7 +64,7 @@ def test_a_config_that_raises_fails_its_row_and_the_others_run(
             mmdet_missing=['fc_cls.weight'],
             ok=True)
 
-    monkeypatch.setattr(mmohem.checks, 'amp_gradient_check', fake_check)
+    monkeypatch.setattr(mmohem.testing, 'amp_gradient_check', fake_check)
     rows = gpu_check.check_amp('cpu', quick=True)
     assert [r['ok'] for r in rows] == [False, True, True]
     assert rows[0]['error'].startswith('RuntimeError: Index put')

@@ -48,8 +48,11 @@ def time_dense_head(args: argparse.Namespace,
                          (model.bbox_head, 'loss_by_feat'))
 
 
-def time_detector(model_cfg, args: argparse.Namespace, num_items: int,
-                  timed: Callable[[object], Tuple[object, str]]) -> dict:
+def time_detector(model_cfg,
+                  args: argparse.Namespace,
+                  num_items: int,
+                  timed: Callable[[object], Tuple[object, str]],
+                  num_classes: int = 80) -> dict:
     """Build an mmdet detector (random init) and time its training on a
     batch of ``args.batch`` demo images with ``num_items`` boxes each.
 
@@ -61,6 +64,7 @@ def time_detector(model_cfg, args: argparse.Namespace, num_items: int,
         num_items (int): Ground-truth boxes per image.
         timed (callable): model -> (owner, method name) of the part whose
             time is reported.
+        num_classes (int): Classes of the ground-truth labels.
 
     Returns:
         dict: :func:`mmohem.benchmark.timing.time_training`'s result.
@@ -75,7 +79,7 @@ def time_detector(model_cfg, args: argparse.Namespace, num_items: int,
     packed = demo_mm_inputs(
         args.batch, (3, *image_size(args.size)),
         num_items=[num_items] * args.batch,
-        num_classes=80)
+        num_classes=num_classes)
     data = model.data_preprocessor(packed, True)
     owner, method = timed(model)
     return time_training(model, data, owner, method, args.warmup, args.iters)

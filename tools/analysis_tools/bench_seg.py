@@ -50,15 +50,15 @@ from typing import Callable, Dict, List
 
 import torch
 from bench_common import repo_config, run_child
-from mmengine.structures import PixelData
 from mmseg.models.losses import CrossEntropyLoss
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.structures.sampler import OHEMPixelSampler
 from mmseg.utils import register_all_modules
 
 from mmohem.benchmark.timing import time_case
 from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
+from mmohem.testing.pixel_cases import (REGIMES, DecodeHead, pixel_batch,
+                                        seg_data_samples)
 from mmohem.utils import markdown_table
 
 SHAPE = (8, 19, 512, 1024)
@@ -84,27 +84,7 @@ BASELINES = {
     'loss': 'loss/ce',
     'pspnet': 'pspnet/ce'
 }
-REGIMES = ('random', 'confident')
 PSP_REGIME = 'init'
-
-
-def make_batch(shape,
-               regime: str,
-               requires_grad: bool = False,
-               device: str = 'cpu'):
-    """Logits Tensor[B, C, H, W] and labels Tensor[B, H, W] (255 ignored),
-    made on the CPU and moved to ``device``."""
-    gen = torch.Generator().manual_seed(0)
-    b, c, h, w = shape
-    labels = torch.randint(0, c, (b, h, w), generator=gen)
-    labels[:, h - h // 10:] = 255
-    labels[torch.rand(b, h, w, generator=gen) < 0.02] = 255
-    logits = torch.randn(shape, generator=gen)
-    if regime == 'confident':
-        boost = 6. * (torch.rand(b, 1, h, w, generator=gen) > 0.05)
-        logits.scatter_add_(1, labels.clamp(max=c - 1)[:, None], boost)
-    logits, labels = logits.to(device), labels.to(device)
-    return logits.requires_grad_(requires_grad), labels
 
 
 def min_kept_for(shape) -> int:
@@ -119,14 +99,10 @@ def sampler_step(case: str,
                  shape=SHAPE) -> Callable[[], None]:
     """mmseg's or our sampler on the big logits, no gradient."""
 
-    class Head:
-        ignore_index = 255
-        loss_decode = CrossEntropyLoss()
-
     cls = OHEMPixelSampler if case == 'sampler/mmseg' else \
         OhemCrossEntropySampler
-    sampler = cls(Head(), thresh=THRESH, min_kept=min_kept_for(shape))
-    logits, labels = make_batch(shape, regime, device=device)
+    sampler = cls(DecodeHead(), thresh=THRESH, min_kept=min_kept_for(shape))
+    logits, labels = pixel_batch(shape, regime, device=device)
     labels = labels[:, None]
 
     def step():
@@ -143,7 +119,7 @@ def loss_step(case: str,
     """mmseg's CrossEntropyLoss or ours, forward + backward."""
     loss = CrossEntropyLoss(avg_non_ignore=True) if case == 'loss/ce' else \
         OhemCrossEntropyLoss(thresh=THRESH, min_kept=min_kept_for(shape))
-    logits, labels = make_batch(
+    logits, labels = pixel_batch(
         shape, regime, requires_grad=True, device=device)
 
     def step():
@@ -179,13 +155,8 @@ def pspnet_step(case: str, regime: str, device: str) -> Callable[[], None]:
     gen = torch.Generator().manual_seed(0)
     b, _, h, w = PSP_SHAPE
     inputs = torch.randn(PSP_SHAPE, generator=gen).to(device)
-    _, labels = make_batch((b, 19, h, w), 'random', device=device)
-    samples = [
-        SegDataSample(
-            gt_sem_seg=PixelData(data=label[None]),
-            metainfo=dict(img_shape=(h, w), pad_shape=(h, w)))
-        for label in labels
-    ]
+    _, labels = pixel_batch((b, 19, h, w), 'random', device=device)
+    samples = seg_data_samples(labels)
 
     def step():
         model.zero_grad(set_to_none=True)

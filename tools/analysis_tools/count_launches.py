@@ -1,11 +1,11 @@
 """Launched operations and host reads of one mining step, mmohem's and its
 peer's on the same inputs.
 
-Counts what a GPU would launch (see :mod:`mmohem.checks.launches`): on a
+Counts what a GPU would launch (see :mod:`mmohem.testing.launches`): on a
 CPU the dispatched operations that compute (views and bare allocations
 left out, one per mmcv extension call) and the host reads; with
 ``--device cuda`` also the kernels the profiler saw. The cases are those
-of :mod:`mmohem.checks.launch_cases`.
+of :mod:`mmohem.testing.launch_cases`.
 
 Usage::
 
@@ -41,7 +41,7 @@ def main() -> None:
     from mmdet.utils import register_all_modules
 
     import mmohem  # noqa: F401
-    from mmohem.checks.launch_cases import count_cases
+    from mmohem.testing.launch_cases import count_cases
     register_all_modules(init_default_scope=False)
     rows = count_cases(args.device, args.proposals)
     print(table(rows))

@@ -1,4 +1,4 @@
-"""Command-line plumbing shared by tools/train.py and tools/test.py: the
+"""Command-line plumbing shared by train.py and test.py beside it: the
 config with the tools' overrides, the common options, the runner."""
 import argparse
 import os

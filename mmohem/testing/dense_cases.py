@@ -5,7 +5,7 @@ differ only in the head type, the classification loss and
 ``train_cfg.sampler``), makes random head outputs of the right shapes and a
 few ground-truth boxes per image, and returns two :class:`DenseLossStep`
 callables that run ``loss_by_feat`` on the same inputs: ``(ours,
-upstream)``. Count them with :func:`mmohem.checks.launches.count_launches`.
+upstream)``. Count them with :func:`mmohem.testing.launches.count_launches`.
 """
 import os.path as osp
 from typing import List, Sequence, Tuple
@@ -74,6 +74,59 @@ def retina_case(images: int = 2,
     ``RetinaHead`` (focal loss). Arguments and result: :func:`ssd_case`'s.
     """
     return _dense_case(*RETINA, images, gts, device)
+
+
+#: The heads :func:`small_retinanet` builds: ``OHEMRetinaHead`` with sigmoid
+#: CE, a plain ``OHEMAnchorHead`` with softmax CE, and ``OHEMRetinaHead``
+#: regressing decoded boxes with GIoU.
+RETINA_VARIANTS = ('sigmoid', 'softmax', 'giou')
+
+
+def small_retinanet(variant: str = 'sigmoid', **sampler) -> nn.Module:
+    """A ResNet-18 RetinaNet of 5 classes from mmohem's RetinaNet config,
+    in train mode, seeded.
+
+    Args:
+        variant (str): One of :data:`RETINA_VARIANTS`.
+        **sampler: Options merged into ``train_cfg.sampler``.
+    """
+    from mmdet.registry import MODELS
+
+    import mmohem  # noqa: F401 (registers the mmohem heads)
+    if variant not in RETINA_VARIANTS:
+        raise ValueError(
+            f'variant must be one of {RETINA_VARIANTS}, got {variant!r}')
+    cfg = Config.fromfile(osp.join(CONFIGS, RETINA[1])).model
+    cfg.backbone.update(depth=18, init_cfg=None)
+    cfg.neck.in_channels = [64, 128, 256, 512]
+    head = cfg.bbox_head
+    head.update(num_classes=5, stacked_convs=1, feat_channels=64)
+    if variant == 'softmax':
+        head.pop('stacked_convs')
+        head.update(
+            type='mmohem.OHEMAnchorHead',
+            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False))
+    elif variant == 'giou':
+        head.update(
+            reg_decoded_bbox=True,
+            loss_bbox=dict(type='GIoULoss', loss_weight=2.0))
+    cfg.train_cfg.sampler.update(sampler)
+    torch.manual_seed(0)
+    return MODELS.build(cfg).train()
+
+
+def demo_batch(model: nn.Module,
+               num_items: Sequence[int],
+               size: int = 128,
+               num_classes: int = 5) -> dict:
+    """A preprocessed batch of mmdet's ``demo_mm_inputs``: one image of
+    ``size`` x ``size`` per entry of ``num_items``, with that many boxes."""
+    from mmdet.testing import demo_mm_inputs
+    packed = demo_mm_inputs(
+        len(num_items), (3, size, size),
+        num_items=list(num_items),
+        num_classes=num_classes)
+    return model.data_preprocessor(packed, True)
 
 
 def build_head(config: ConfigDict, device: str) -> nn.Module:

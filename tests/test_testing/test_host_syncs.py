@@ -1,8 +1,8 @@
 """Host synchronisations of the miners, counted on the CPU."""
 import torch
 
-from mmohem.checks import count_host_syncs, miner_host_syncs
-from mmohem.checks.host_syncs import cuda_sync_calls
+from mmohem.testing import count_host_syncs, miner_host_syncs
+from mmohem.testing.host_syncs import cuda_sync_calls
 
 
 def test_counter_sees_host_reads_and_mask_indexing():
@@ -22,9 +22,9 @@ def test_miners_wait_for_the_device_only_where_the_data_decides():
     """One image (RoI): one read, for the finiteness check, which the RoI
     sampler leaves to its statistics (``check_finite=False``); a batch
     (SSD): one read for the budget and the finiteness check, the NMS
-    input's size, whether the loss-sorted prefix sufficed; for pixels one
-    read for the input checks, one for the counts, one for the radix
-    select's bucket, the tied pixels' indices."""
+    input's size, whether the loss-sorted prefix sufficed; for pixels on
+    the CPU path one read for the input checks and the counts, then the
+    radix select's bucket and the tied pixels' indices."""
     counts = {k: v['calls'] for k, v in miner_host_syncs('cpu').items()}
     assert counts == {
         'RoI image (1x2000, keep 512)': ['tolist'],

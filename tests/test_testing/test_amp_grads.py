@@ -5,7 +5,7 @@ import pytest
 import torch
 from mmcv.ops import batched_nms
 
-from mmohem.checks import amp_grads, rpn_nms_in_one_call, small_detector
+from mmohem.testing import amp_grads, rpn_nms_in_one_call, small_detector
 
 C4 = 'faster_rcnn/faster-rcnn_r50-caffe_c4-1x_coco.py'
 

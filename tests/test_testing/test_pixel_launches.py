@@ -6,16 +6,18 @@ Inputs: 2x19x64x128 logits, ~12% ignored pixels, ``thresh=0.7`` and
 hard (no fallback), ``confident`` ones ~6% (the top-k fallback runs).
 """
 import pytest
-import torch
 from mmseg.models.losses import CrossEntropyLoss
 from mmseg.structures.sampler import OHEMPixelSampler
 
-from mmohem.checks.launches import count_launches
 from mmohem.mining import pixel as pixel_module
 from mmohem.seg import OhemCrossEntropyLoss, OhemCrossEntropySampler
+from mmohem.testing.launch_cases import (PIXEL_OPTIONS, PIXEL_SHAPE,
+                                         count_rows, pixel_launch_cases)
+from mmohem.testing.launches import count_launches
+from mmohem.testing.pixel_cases import REGIMES, DecodeHead, pixel_batch
 
-SHAPE = (2, 19, 64, 128)
-OPTIONS = dict(thresh=0.7, min_kept=1000)
+SHAPE = PIXEL_SHAPE
+OPTIONS = PIXEL_OPTIONS
 #: Ours at most this many times the peer's operations.
 SAMPLER_FACTOR = 2.5
 LOSS_FACTOR = 4
@@ -26,31 +28,16 @@ def cuda_path(monkeypatch):
     monkeypatch.setattr(pixel_module, 'pixel_path', lambda device: 'cuda')
 
 
-class Head:
-    """What a pixel sampler reads from its decode head."""
-    ignore_index = 255
-    loss_decode = CrossEntropyLoss()
-
-
 def _batch(regime):
-    gen = torch.Generator().manual_seed(0)
-    b, c, h, w = SHAPE
-    labels = torch.randint(0, c, (b, h, w), generator=gen)
-    labels[:, h - h // 10:] = 255
-    labels[torch.rand(b, h, w, generator=gen) < 0.02] = 255
-    logits = torch.randn(SHAPE, generator=gen)
-    if regime == 'confident':
-        boost = 6. * (torch.rand(b, 1, h, w, generator=gen) > 0.05)
-        logits.scatter_add_(1, labels.clamp(max=c - 1)[:, None], boost)
-    return logits, labels
+    return pixel_batch(SHAPE, regime)
 
 
 @pytest.mark.parametrize('regime,fallback', [('random', False),
                                              ('confident', True)])
 def test_sampler_launches_at_most_2_5x_mmseg_and_reads_once(regime, fallback):
     logits, labels = _batch(regime)
-    ours = OhemCrossEntropySampler(Head(), **OPTIONS)
-    theirs = OHEMPixelSampler(Head(), **OPTIONS)
+    ours = OhemCrossEntropySampler(DecodeHead(), **OPTIONS)
+    theirs = OHEMPixelSampler(DecodeHead(), **OPTIONS)
     counts = {
         name: count_launches(lambda s=s: s.sample(logits, labels[:, None]))
         for name, s in (('ours', ours), ('theirs', theirs))
@@ -103,3 +90,19 @@ def test_chunks_of_large_logits_are_three_launches_each():
         lambda: pixel_module.pixel_nll(logits, target, image_bytes))
     assert counts['by_op'] == {'log_softmax': 2, 'gather': 2, 'neg': 2}
     assert counts['host_reads'] == 0
+
+
+def test_launch_cases_count_both_paths_within_budget():
+    """The counter's pixel rows: a training step of the loss (forward and
+    backward) within the loss budget and at most 25 operations, the sampler
+    on the ``'cuda'`` path within its budget, one host read on it."""
+    rows = {(r['case'], r['arm']): r for r in count_rows(pixel_launch_cases())}
+    for regime in REGIMES:
+        sampler = rows[(f'pixel sampler, {regime}',
+                        'mmohem sampler, CUDA path')]
+        loss = rows[(f'pixel loss, {regime}', 'mmohem loss, CUDA path')]
+        assert sampler['vs_peer'] <= SAMPLER_FACTOR
+        assert loss['vs_peer'] <= LOSS_FACTOR and loss['ops'] <= 25
+        assert sampler['host_reads'] == loss['host_reads'] == 1
+    cpu_path = rows[('pixel sampler, confident', 'mmohem sampler, CPU path')]
+    assert cpu_path['host_reads'] == 3  # the radix select reads twice more

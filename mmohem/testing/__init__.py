@@ -1,8 +1,7 @@
-"""Release checks that need a GPU to mean much, runnable on a CPU too.
+"""Test support, as ``mmdet.testing``: the cases and counters that the test
+suite runs on the CPU at small sizes and ``tools/gpu_check.py`` runs on CUDA.
 
-``tools/gpu_check.py`` runs them on CUDA (``tools/gpu_check.sh`` sets that
-up); the test suite runs them on the CPU at small sizes. Each returns plain
-data for the check's JSON and Markdown report.
+Each check returns plain data for the GPU check's JSON and Markdown report.
 """
 from .agreement import mining_agreement
 from .amp_grads import (amp_gradient_check, roi_head_grads,

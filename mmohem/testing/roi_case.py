@@ -109,7 +109,7 @@ class RoISamplingStep:
                 assigned, found, gt, feats=[f[i][None] for f in self.feats])
             for i, (found, gt, assigned) in enumerate(ready)
         ]
-        stats = getattr(sampler, 'stats', None)
-        if stats is not None:
-            stats.publish()
+        publish = getattr(sampler, 'publish', None)
+        if publish is not None:
+            publish()
         return results

@@ -11,8 +11,8 @@ is higher here than on a GPU.
 """
 import pytest
 
-from mmohem.checks.dense_cases import retina_case, ssd_case
-from mmohem.checks.launches import count_launches
+from mmohem.testing.dense_cases import retina_case, ssd_case
+from mmohem.testing.launches import count_launches
 
 # case -> (ops budget as a ratio to upstream's, host reads over upstream's)
 BUDGETS = {

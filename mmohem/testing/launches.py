@@ -12,7 +12,7 @@ the same operations:
   ...) is one operation, whatever it runs inside, as a dispatched operator
   such as ``torchvision::nms`` is.
 * ``host_reads``: the calls that read a value back to the host or whose
-  output size depends on the data (:mod:`mmohem.checks.host_syncs`).
+  output size depends on the data (:mod:`mmohem.testing.host_syncs`).
 
 On CUDA, :func:`count_launches` also takes the profiler's count of the
 kernels that ran (``kernels``), which includes what a composite kernel or an
@@ -109,7 +109,9 @@ def _extension_calls(names: List[str]) -> Iterator[None]:
 
 def count_launches(step: Callable[[], Any],
                    device: Optional[str] = None) -> Dict:
-    """Run ``step`` once and count its launched operations and host reads.
+    """Run ``step`` twice and count the launched operations and host reads
+    of the second run: the steady state of a training loop, without what a
+    first call sets up once (a constant uploaded and cached).
 
     Args:
         step (callable): The work to examine. A step with a ``prepare``
@@ -124,6 +126,8 @@ def count_launches(step: Callable[[], Any],
         on CUDA, ``kernels``.
     """
     ops = _Operations()
+    _prepare(step)
+    step()
     _prepare(step)
     with _HostReads() as reads, _extension_calls(ops.names), ops:
         step()

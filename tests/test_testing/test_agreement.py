@@ -1,5 +1,5 @@
 """The CPU/device agreement check and the NMS memory check, on the CPU."""
-from mmohem.checks import mining_agreement, nms_memory
+from mmohem.testing import mining_agreement, nms_memory
 
 
 def test_agreement_runs_every_case_and_keeps_examples():
