@@ -83,6 +83,23 @@ DEMO_EXPERIMENTS: Tuple[Experiment, ...] = (
             'configs/demo/ssdlite_mobilenetv2-tiny_ohem-posquota_demo.py'),
     )),
     Experiment(
+        'faster_rcnn_peers',
+        'Faster R-CNN R18-tiny FPN, other strategies', (
+            Arm('baseline', 'configs/demo/faster-rcnn_r18-tiny_fpn_demo.py'),
+            Arm('PISA', 'configs/demo/faster-rcnn_r18-tiny_fpn_pisa_demo.py'),
+            Arm('Libra sampler',
+                'configs/demo/faster-rcnn_r18-tiny_fpn_libra-sampler_demo.py'),
+        ),
+        default=False),
+    Experiment(
+        'pspnet_peers',
+        'PSPNet R18-tiny-D8, other strategies', (
+            Arm('baseline', 'configs/demo/pspnet_r18-tiny-d8_demo.py'),
+            Arm('mmseg OhemCrossEntropy loss',
+                'configs/demo/pspnet_r18-tiny-d8_mmseg-ohem-loss_demo.py'),
+        ),
+        default=False),
+    Experiment(
         'retinanet',
         'RetinaNet R18-tiny FPN', (
             Arm('focal loss', 'configs/demo/retinanet_r18-tiny_fpn_demo.py'),

@@ -16,6 +16,7 @@ would weigh about that many times more than a normal one
 without ground truth contributes its ``num`` hardest negatives; degenerate
 ground-truth boxes are skipped with a warning (:mod:`mmohem.det.gt_boxes`).
 """
+import inspect
 from itertools import accumulate
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -88,6 +89,7 @@ class OHEMDenseHeadMixin:
             sampler = train_cfg.pop('sampler', None)
         # mmdet's head builds a PseudoSampler: the miner replaces sampling.
         super().__init__(*args, train_cfg=train_cfg, **kwargs)
+        check_box_loss(getattr(self, 'loss_bbox', None), type(self).__name__)
         if train_cfg is not None:
             self.ohem_sampler = build_dense_miner(sampler, self)
 
@@ -319,6 +321,31 @@ def check_dense_head(cls: type) -> None:
             'their own targets or loss (a quality branch: ATSS, GFL, PAA; '
             'FSAF, FreeAnchor) and anchor-free heads (FCOS, ...) are not '
             'supported.')
+
+
+def check_box_loss(loss: Optional[nn.Module], head: str) -> None:
+    """Raise ``TypeError`` when the box loss cannot give one value per
+    anchor from predictions and targets alone: its ``forward`` needs more
+    (GHM-R's label weights, for one).
+
+    Args:
+        loss (nn.Module, optional): The head's ``loss_bbox``.
+        head (str): The head's class name, for the message.
+    """
+    if loss is None:
+        return
+    params = list(inspect.signature(loss.forward).parameters.values())[2:]
+    needed = [
+        p.name for p in params
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY,
+                                               p.POSITIONAL_OR_KEYWORD)
+    ]
+    if needed:
+        raise TypeError(
+            f'mmohem.{head}: OHEM ranks anchors by a box loss of the '
+            f'predictions and targets alone, but {type(loss).__name__} also '
+            f'needs {", ".join(f"`{n}`" for n in needed)}; use a box loss '
+            'such as L1Loss, SmoothL1Loss or GIoULoss.')
 
 
 def levels_to_batch(maps: List[Tensor], channels: int) -> Tensor:

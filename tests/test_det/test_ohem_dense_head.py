@@ -204,3 +204,11 @@ def test_ohem_sampler_in_a_head_it_cannot_drive_names_it():
 
 def test_retina_head_is_registered_in_the_mmohem_scope():
     assert MODELS.get('mmohem.OHEMRetinaHead') is OHEMRetinaHead
+
+
+def test_box_loss_that_needs_label_weights_is_refused_by_name():
+    cfg = Config.fromfile(RETINA)
+    cfg.model.bbox_head.loss_bbox = dict(
+        type='GHMR', mu=0.02, bins=10, momentum=0.7, loss_weight=10.0)
+    with pytest.raises(TypeError, match='GHMR also needs `label_weight`'):
+        MODELS.build(cfg.model)

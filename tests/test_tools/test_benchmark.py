@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from mmohem.benchmark.logs import (current_key, ohem_name, read_work_dir,
                                    train_progress)
@@ -323,21 +324,110 @@ def test_work_dirs_layout_needs_runs_in_baseline(benchmark, tmp_path):
 
 def test_demo_experiments():
     """Every arm's config exists, the first arm is the baseline, and the
-    RetinaNet experiment is outside ``make demo``'s default."""
+    RetinaNet and other-strategy experiments are outside ``make demo``'s
+    default."""
     for experiment in DEMO_EXPERIMENTS:
+        baseline = experiment.arms[0]
         for arm in experiment.arms:
             assert osp.isfile(osp.join(ROOT, arm.config)), arm
-        baseline = experiment.arms[0]
         assert 'ohem' not in osp.basename(baseline.config), experiment.key
-        assert all('ohem' in osp.basename(a.config)
-                   for a in experiment.arms[1:]), experiment.key
         assert experiment.folders()[0] == 'baseline'
     assert {
         e.key: len(e.arms)
         for e in DEMO_EXPERIMENTS
     } == dict(
-        faster_rcnn=3, pspnet=3, ssd=3, retinanet=2)
-    assert [e.key for e in DEMO_EXPERIMENTS if not e.default] == ['retinanet']
+        faster_rcnn=3,
+        pspnet=3,
+        ssd=3,
+        faster_rcnn_peers=3,
+        pspnet_peers=2,
+        retinanet=2)
+    assert [e.key for e in DEMO_EXPERIMENTS if not e.default
+            ] == ['faster_rcnn_peers', 'pspnet_peers', 'retinanet']
+
+
+#: Each other-strategy arm's config -> the keys of its model config that
+#: differ from its baseline's: its strategy and nothing else.
+STRATEGY_SWAPS = {
+    'faster-rcnn_r18-tiny_fpn_pisa_demo.py':
+    {('roi_head', 'type'), ('roi_head', 'bbox_head', 'loss_bbox'),
+     ('train_cfg', 'rcnn', 'sampler'), ('train_cfg', 'rcnn', 'isr'),
+     ('train_cfg', 'rcnn', 'carl')},
+    'faster-rcnn_r18-tiny_fpn_libra-sampler_demo.py':
+    {('train_cfg', 'rcnn', 'sampler')},
+    'pspnet_r18-tiny-d8_mmseg-ohem-loss_demo.py':
+    {('decode_head', 'loss_decode')},
+}
+
+
+def _model_leaves(cfg, swapped):
+    """The model config's values by path, the swapped subtrees left out."""
+    leaves = {}
+
+    def walk(node, path):
+        if path in swapped:
+            return
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, path + (key, ))
+        else:
+            leaves[path] = node
+
+    walk(cfg.model.to_dict(), ())
+    return leaves
+
+
+@pytest.mark.parametrize('config', sorted(STRATEGY_SWAPS))
+def test_other_strategy_arms_change_only_their_strategy(config):
+    arm = Config.fromfile(osp.join(ROOT, 'configs', 'demo', config))
+    [baseline] = [
+        e.arms[0].config for e in DEMO_EXPERIMENTS if any(
+            a.config.endswith(config) for a in e.arms)
+    ]
+    base = Config.fromfile(osp.join(ROOT, baseline))
+    swapped = STRATEGY_SWAPS[config]
+    assert _model_leaves(arm, swapped) == _model_leaves(base, swapped)
+    for key in set(arm) | set(base):
+        if key != 'model':
+            assert arm.get(key) == base.get(key), key
+    for path in swapped:
+        node = arm.model
+        for key in path:
+            node = node[key]
+        assert node is not None
+
+
+def test_other_strategy_arms_train_a_step():
+    """PISA, the Libra sampler and mmseg's OhemCrossEntropy (through
+    mmohem.MMSegOhemCrossEntropy) build and train a step."""
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmdet.utils import register_all_modules as det_modules
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS as SEG_MODELS
+    from mmseg.utils import register_all_modules as seg_modules
+
+    from mmohem.testing.dense_cases import demo_batch
+    from mmohem.testing.pixel_cases import seg_data_samples
+    det_modules(init_default_scope=False)
+    seg_modules(init_default_scope=False)
+    for config in sorted(STRATEGY_SWAPS):
+        cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo', config))
+        cfg.model.backbone.init_cfg = None
+        torch.manual_seed(0)
+        if config.startswith('pspnet'):
+            with DefaultScope.overwrite_default_scope('mmseg'):
+                model = SEG_MODELS.build(cfg.model).train()
+            labels = torch.randint(0, 4, (2, 64, 64))
+            losses = model.loss(
+                torch.randn(2, 3, 64, 64), seg_data_samples(labels))
+        else:
+            with DefaultScope.overwrite_default_scope('mmdet'):
+                model = DET_MODELS.build(cfg.model).train()
+            losses = model(
+                **demo_batch(model, (3, 2), num_classes=3), mode='loss')
+        loss, _ = model.parse_losses(losses)
+        loss.backward()
+        assert torch.isfinite(loss), config
 
 
 def test_experiments_option(benchmark, tmp_path, capsys):
