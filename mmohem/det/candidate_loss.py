@@ -11,6 +11,7 @@ import sys
 
 import torch
 from mmdet.models.dense_heads import AnchorHead
+from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.task_modules.samplers import BaseSampler
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.structures import SampleList
@@ -61,7 +62,9 @@ def detector_candidate_loss(detector: nn.Module, inputs: Tensor,
                             data_samples: SampleList) -> Tensor:
     """Mean per-candidate loss of a batch.
 
-    Two-stage: the RoI head's ``loss_cls + loss_bbox`` with every proposal
+    Two-stage: the RoI head's plain ``loss_cls + loss_bbox`` (that of
+    ``StandardRoIHead`` for its subclasses: no re-weighting of the
+    examples, such as PISA's) with every proposal
     of the training proposal settings (plus the ground truth boxes when the
     config's sampler adds them) kept; both are normalised by the number of
     RoIs, so their sum is the mean loss per RoI. Dense heads: the mean over
@@ -97,11 +100,30 @@ def _roi_loss(detector: nn.Module, feats: tuple,
     proposals = detector.rpn_head.predict_by_feat(
         *detector.rpn_head(feats), batch_img_metas=metas, cfg=proposal_cfg)
     roi_head = detector.roi_head
-    add_gt = roi_head.train_cfg.sampler.get('add_gt_as_proposals', True)
-    sampler = roi_head.bbox_sampler
-    roi_head.bbox_sampler = KeepAllSampler(add_gt)
-    try:
-        losses = roi_head.loss(feats, proposals, data_samples)
-    finally:
-        roi_head.bbox_sampler = sampler
+    keep_all = KeepAllSampler(
+        roi_head.train_cfg.sampler.get('add_gt_as_proposals', True))
+    if isinstance(roi_head, StandardRoIHead):
+        losses = _plain_bbox_loss(roi_head, keep_all, feats, proposals,
+                                  data_samples)
+    else:
+        sampler, roi_head.bbox_sampler = roi_head.bbox_sampler, keep_all
+        try:
+            losses = roi_head.loss(feats, proposals, data_samples)
+        finally:
+            roi_head.bbox_sampler = sampler
     return (losses['loss_cls'] + losses['loss_bbox']).float()
+
+
+def _plain_bbox_loss(roi_head: StandardRoIHead, sampler: BaseSampler,
+                     feats: tuple, proposals: list,
+                     data_samples: SampleList) -> dict:
+    """``StandardRoIHead``'s box loss of the candidates ``sampler`` keeps,
+    whatever a subclass's own loss does besides (PISA re-weights the
+    examples and needs its own sampler's weights)."""
+    gts, ignores, _ = unpack_gt_instances(data_samples)
+    results = []
+    for found, gt, ignore in zip(proposals, gts, ignores):
+        found.priors = found.pop('bboxes')
+        assigned = roi_head.bbox_assigner.assign(found, gt, ignore)
+        results.append(sampler.sample(assigned, found, gt))
+    return StandardRoIHead.bbox_loss(roi_head, feats, results)['loss_bbox']

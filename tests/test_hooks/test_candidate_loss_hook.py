@@ -47,17 +47,18 @@ def _measure(model, batch):
         return fn(model, data['inputs'], data['data_samples']), data
 
 
-def test_roi_candidates_are_every_proposal_and_every_gt():
+def test_roi_candidates_are_every_proposal_and_every_gt(monkeypatch):
+    from mmdet.models.roi_heads import StandardRoIHead
     model = _demo_model('faster-rcnn_r18-tiny_fpn_ohem_demo.py', 'mmdet')
     seen = {}
-    bbox_loss = model.roi_head.bbox_loss
+    bbox_loss = StandardRoIHead.bbox_loss
 
-    def spy(x, sampling_results):
+    def spy(self, x, sampling_results):
         seen['rois'] = [len(r.priors) for r in sampling_results]
         seen['gts'] = [int(r.pos_is_gt.sum()) for r in sampling_results]
-        return bbox_loss(x, sampling_results)
+        return bbox_loss(self, x, sampling_results)
 
-    model.roi_head.bbox_loss = spy
+    monkeypatch.setattr(StandardRoIHead, 'bbox_loss', spy)
     loss, data = _measure(model, _det_batch())
     proposal_cfg = model.train_cfg.rpn_proposal
     assert seen['gts'] == [3, 0]
@@ -67,6 +68,21 @@ def test_roi_candidates_are_every_proposal_and_every_gt():
                for n, g in zip(seen['rois'], seen['gts']))
     assert loss.dim() == 0 and torch.isfinite(loss) and loss > 0
     assert model.roi_head.bbox_sampler.__class__.__name__ == 'OHEMSampler'
+
+
+def test_pisa_candidate_loss_is_the_plain_loss_over_every_roi():
+    """PISA's RoI head re-weights its examples and needs its own sampler:
+    the loss over all candidates is StandardRoIHead's, as the baseline's,
+    with the same weights and inputs."""
+    pisa = _demo_model('faster-rcnn_r18-tiny_fpn_pisa_demo.py', 'mmdet')
+    plain = _demo_model('faster-rcnn_r18-tiny_fpn_demo.py', 'mmdet')
+    plain.roi_head.bbox_head.loss_bbox = pisa.roi_head.bbox_head.loss_bbox
+    plain.load_state_dict(pisa.state_dict())
+    loss, _ = _measure(pisa, _det_batch())
+    expected, _ = _measure(plain, _det_batch())
+    assert torch.isfinite(loss) and loss > 0
+    assert torch.allclose(loss, expected)
+    assert type(pisa.roi_head.bbox_sampler).__name__ == 'ScoreHLRSampler'
 
 
 def test_ssd_candidate_loss_is_the_mean_over_every_anchor():
