@@ -17,7 +17,9 @@ from .mining_rule import BoxMiningRule, summarise
 #: How the options are named in messages.
 OWNER = 'mmohem.OHEMSampler'
 #: The mining rule's options, which every box miner takes.
-RULE_OPTIONS = signature_options(BoxMiningRule.__init__)[1:]
+RULE_OPTIONS = tuple(
+    name for name in signature_options(BoxMiningRule.__init__)
+    if name != 'owner')
 
 
 class BoxMiner(CapturableMiner):

@@ -17,8 +17,6 @@ from mmohem.utils import check_choice, reject_unknown_options
 from .box_miner import OWNER, RULE_OPTIONS, BoxMiner
 
 NMS_BOX_CHOICES = ('candidates', 'predicted')
-#: Options of the RoI sampler that a dense head has no use for.
-ROI_ONLY = ('add_gt_as_proposals', 'smooth_l1_beta', 'score_chunk')
 
 
 class DenseBoxMiner(BoxMiner):
@@ -64,7 +62,7 @@ def build_dense_miner(cfg: Mapping[str, Any],
         TypeError: For another sampler, an option of the RoI sampler or an
             unknown option.
     """
-    from .ohem_sampler import OHEMSampler
+    from .ohem_sampler import OHEMSampler, roi_sampler_options
     name = f'mmohem.{type(head).__name__}'
     options = dict(cfg or {})
     kind = options.pop('type', None)
@@ -73,7 +71,7 @@ def build_dense_miner(cfg: Mapping[str, Any],
         raise TypeError(
             f"{name}: `train_cfg.sampler` must be dict(type='{OWNER}', "
             f'...), got {kind!r}.')
-    wrong = [key for key in ROI_ONLY if key in options]
+    wrong = [key for key in roi_sampler_options() if key in options]
     if wrong:
         raise TypeError(
             f'{OWNER}: {", ".join(f"`{w}`" for w in wrong)} is not used for '

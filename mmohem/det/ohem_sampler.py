@@ -17,7 +17,7 @@ from mmohem.mining import delta_affine, delta_targets, example_losses
 from mmohem.registry import DET_TASK_UTILS
 from mmohem.utils import (check_choice, check_range, read_only,
                           reject_unknown_options, signature_options)
-from .box_miner import OWNER, BoxMiner
+from .box_miner import OWNER, RULE_OPTIONS, BoxMiner
 
 # Activation memory of one read-only forward when `score_chunk` is unset.
 SCORE_BYTES = 256 * 2**20
@@ -351,8 +351,16 @@ def _reject_dense_options(context: nn.Module, unknown: dict) -> None:
         raise TypeError(
             f'{OWNER}: `nms_boxes` is not used for '
             f'{type(context).__name__} (a RoI head); remove it. RoI heads '
-            'take add_gt_as_proposals, smooth_l1_beta, score_chunk, besides '
-            "the mining rule's options.")
+            f'take {", ".join(roi_sampler_options())}, besides the mining '
+            "rule's options.")
+
+
+def roi_sampler_options() -> List[str]:
+    """The RoI sampler's options beyond the mining rule's."""
+    return [
+        name for name in signature_options(OHEMSampler.__init__)
+        if name not in RULE_OPTIONS
+    ]
 
 
 def _check_roi_head(context: nn.Module) -> Optional[int]:
