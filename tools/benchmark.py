@@ -44,6 +44,9 @@ statistics; logs of earlier versions, ``ohem/...``, read alike). Demo runs
 go to ``--out/runs/<experiment>/<arm>/seed<k>/`` (replaced on each run;
 ``<arm>`` is ``baseline`` for the baseline, else the arm's name made
 folder-safe, e.g. ``mmdet-OHEM``), a layout ``--work-dirs`` reads back.
+A config that an earlier experiment of the same command trains at the same
+seed (a baseline two experiments share) trains once; the later experiment's
+folder is a link to that run.
 
 Examples::
 
@@ -228,15 +231,22 @@ def _demo_experiments(keys: Optional[Sequence[str]]) -> List[Experiment]:
 def _jobs(experiments: List[Experiment], args: argparse.Namespace,
           data_root: str) -> List[Job]:
     """One job per (seed, experiment, arm); the arms of an experiment run
-    together."""
+    together. An arm whose config already runs at that seed in an earlier
+    experiment (the baseline that ``faster_rcnn`` and ``faster_rcnn_peers``
+    share) trains once: its run folder links to that run."""
     env = thread_env(args.threads)
     jobs = []
+    first: Dict[Tuple[str, int], str] = {}
     for seed in range(args.seeds):
         for experiment in experiments:
             for arm, folder in zip(experiment.arms, experiment.folders()):
                 work_dir = _run_dir(args.out, experiment.key, folder, seed)
-                shutil.rmtree(work_dir, ignore_errors=True)
+                _clear(work_dir)
                 config = osp.join(ROOT, arm.config)
+                if (config, seed) in first:
+                    _link(first[config, seed], work_dir)
+                    continue
+                first[config, seed] = work_dir
                 command = [
                     sys.executable, TRAIN, config, '--work-dir', work_dir,
                     '--cfg-options', *_options(config, seed, args, data_root)
@@ -244,6 +254,20 @@ def _jobs(experiments: List[Experiment], args: argparse.Namespace,
                 label = f'{experiment.key} / {arm.name} / seed {seed}'
                 jobs.append(Job(label, command, work_dir, env))
     return jobs
+
+
+def _clear(path: str) -> None:
+    """Remove an earlier run's folder, or the link that stood for it."""
+    if osp.islink(path):
+        os.unlink(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _link(target: str, path: str) -> None:
+    """Make ``path`` a relative link to the run folder ``target``."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    os.symlink(osp.relpath(target, osp.dirname(path)), path)
 
 
 def _options(config: str, seed: int, args: argparse.Namespace,

@@ -1,7 +1,7 @@
 # RetinaNet, ResNet-18 with 16 base channels (pretrained on crops of the demo
 # world) + FPN, with its focal loss, on the embedded demo scenes: the
 # baseline of the demo's dense-head experiment (tools/benchmark.py --demo
-# --experiments retinanet).
+# --experiments retinanet), against GHM-C and mmohem's OHEM.
 _base_ = ['./_base_/demo_detection.py', './_base_/r18_tiny.py']
 
 model = dict(
@@ -53,3 +53,9 @@ model = dict(
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.5),
         max_per_img=50))
+
+# Learning rate chosen on this baseline alone, before any other arm ran: the
+# best of AdamW 5e-4 / 1e-3 / 2e-3 / 4e-3 (seed 0, 800 iterations, demo val:
+# bbox mAP 4.4 / 5.6 / 4.3 / no box above the score threshold); every arm of
+# the experiment inherits it.
+optim_wrapper = dict(optimizer=dict(lr=1e-3))

@@ -103,6 +103,7 @@ DEMO_EXPERIMENTS: Tuple[Experiment, ...] = (
         'retinanet',
         'RetinaNet R18-tiny FPN', (
             Arm('focal loss', 'configs/demo/retinanet_r18-tiny_fpn_demo.py'),
+            Arm('GHM-C', 'configs/demo/retinanet_r18-tiny_fpn_ghm-c_demo.py'),
             Arm('mmohem OHEM',
                 'configs/demo/retinanet_r18-tiny_fpn_ohem_demo.py'),
         ),

@@ -7,7 +7,7 @@ from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
 
 from mmohem.registry import HOOKS
-from mmohem.utils import check_range, read_only
+from mmohem.utils import check_range, kept_buffers, read_only
 
 #: Its key in the logs (``train/`` in the MessageHub).
 LOG_KEY = 'candidate_loss'
@@ -22,9 +22,10 @@ class CandidateLossHook(Hook):
     (two-stage detectors), every anchor (``AnchorHead`` dense heads, SSD,
     RetinaNet), every valid pixel (segmentors).
 
-    One read-only pass (no gradient, eval mode, the batch the step is about
-    to train on): see :mod:`mmohem.det.candidate_loss` and
-    :mod:`mmohem.seg.candidate_loss` for what is summed. The value goes to
+    One read-only pass (no gradient, eval mode, every buffer restored after
+    it, the batch the step is about to train on): see
+    :mod:`mmohem.det.candidate_loss` and :mod:`mmohem.seg.candidate_loss`
+    for what is summed. The value goes to
     the MessageHub as ``train/candidate_loss``; give the log processor
     ``custom_cfg=[dict(data_src='candidate_loss', method_name='mean',
     window_size=1)]``
@@ -57,7 +58,7 @@ class CandidateLossHook(Hook):
                 runner, self.interval):
             return
         model = _unwrap(runner.model)
-        with read_only(model):
+        with read_only(model), kept_buffers(model):
             data = model.data_preprocessor(data_batch, True)
             loss = self._loss_fn(model, data['inputs'], data['data_samples'])
         runner.message_hub.update_scalar(f'train/{LOG_KEY}', float(loss))

@@ -28,3 +28,22 @@ def read_only(module: nn.Module) -> Iterator[None]:
         torch.set_autocast_cache_enabled(cache)
         for m, training in modes:
             m.training = training
+
+
+@contextmanager
+def kept_buffers(module: nn.Module) -> Iterator[None]:
+    """Restore every buffer of ``module`` to its value on entry.
+
+    For a pass that calls modules which update their state whatever their
+    mode: mmdet's ``GHMC`` and ``GHMR`` losses move their running bin
+    counts at each call, so a measurement that calls them would change what
+    the next training step weights its examples with. One copy of each
+    buffer is held for the duration.
+    """
+    saved = [(b, b.clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)

@@ -341,7 +341,7 @@ def test_demo_experiments():
         ssd=3,
         faster_rcnn_peers=3,
         pspnet_peers=2,
-        retinanet=2)
+        retinanet=3)
     assert [e.key for e in DEMO_EXPERIMENTS if not e.default
             ] == ['faster_rcnn_peers', 'pspnet_peers', 'retinanet']
 
@@ -357,6 +357,7 @@ STRATEGY_SWAPS = {
     {('train_cfg', 'rcnn', 'sampler')},
     'pspnet_r18-tiny-d8_mmseg-ohem-loss_demo.py':
     {('decode_head', 'loss_decode')},
+    'retinanet_r18-tiny_fpn_ghm-c_demo.py': {('bbox_head', 'loss_cls')},
 }
 
 
@@ -398,8 +399,8 @@ def test_other_strategy_arms_change_only_their_strategy(config):
 
 
 def test_other_strategy_arms_train_a_step():
-    """PISA, the Libra sampler and mmseg's OhemCrossEntropy (through
-    mmohem.MMSegOhemCrossEntropy) build and train a step."""
+    """PISA, the Libra sampler, GHM-C and mmseg's OhemCrossEntropy
+    (through mmohem.MMSegOhemCrossEntropy) build and train a step."""
     from mmdet.registry import MODELS as DET_MODELS
     from mmdet.utils import register_all_modules as det_modules
     from mmengine.registry import DefaultScope
@@ -428,6 +429,44 @@ def test_other_strategy_arms_train_a_step():
         loss, _ = model.parse_losses(losses)
         loss.backward()
         assert torch.isfinite(loss), config
+
+
+def test_a_baseline_two_experiments_share_trains_once(benchmark, tmp_path):
+    """faster_rcnn and faster_rcnn_peers share their baseline config: each
+    seed trains it once, and the second experiment's folder links to the
+    run, for this command and for --work-dirs alike; a second command
+    replaces the link."""
+    out = tmp_path / 'out'
+    args = benchmark.parse_args([
+        '--demo', '--experiments', 'faster_rcnn', 'faster_rcnn_peers',
+        '--seeds', '2', '--out',
+        str(out)
+    ])
+    experiments = benchmark._demo_experiments(args.experiments)
+    for _ in range(2):
+        jobs = benchmark._jobs(experiments, args, str(tmp_path / 'data'))
+    labels = [job.label for job in jobs]
+    assert len(labels) == 2 * (3 + 2)
+    assert 'faster_rcnn_peers / baseline / seed 1' not in labels
+    runs = out / 'runs'
+    for seed in range(2):
+        shared = runs / 'faster_rcnn_peers' / 'baseline' / f'seed{seed}'
+        assert shared.is_symlink()
+        assert shared.resolve() == (runs / 'faster_rcnn' / 'baseline' /
+                                    f'seed{seed}').resolve()
+    for job in jobs:
+        _arm_work_dir(job.work_dir, 0.3, 1.0, lambda step: 0.5)
+    peers = benchmark._read_experiment(experiments[1], str(out), 2)
+    assert [len(arm.runs) for arm in peers.arms] == [2, 2, 2]
+    table = tmp_path / 'table'
+    assert benchmark.main(['--work-dirs', str(runs), '--out', str(table)]) == 0
+    rows = json.loads((table / 'benchmark.json').read_text())['rows']
+    assert {r['arm']
+            for r in rows} == {
+                'baseline', 'mmdet-OHEM', 'mmohem-OHEM', 'PISA',
+                'Libra-sampler'
+            }
+    assert all(len(r['value']['values']) == 2 for r in rows)
 
 
 def test_experiments_option(benchmark, tmp_path, capsys):
@@ -515,8 +554,8 @@ def test_tiny_demo_run_writes_table_and_json(benchmark, tmp_path):
 
 
 def test_retinanet_experiment_runs_on_request_only(benchmark, tmp_path):
-    """The focal-loss vs OHEM RetinaNet experiment is outside make demo's
-    default experiments and trains when named."""
+    """The RetinaNet experiment (focal loss, GHM-C, OHEM) is outside make
+    demo's default experiments and trains when named."""
     out = tmp_path / 'out'
     code = benchmark.main([
         '--demo',
@@ -543,7 +582,14 @@ def test_retinanet_experiment_runs_on_request_only(benchmark, tmp_path):
     assert row['model'].startswith('RetinaNet') and row['metric'] == (
         'bbox mAP')
     runs = {run['arm']: run for run in result['runs']}
-    assert runs['focal loss']['iters'] == runs['mmohem OHEM']['iters'] == 2
+    assert {
+        arm: run['iters']
+        for arm, run in runs.items()
+    } == {
+        'focal loss': 2,
+        'GHM-C': 2,
+        'mmohem OHEM': 2
+    }
 
 
 def test_train_progress_reads_the_last_training_line():
