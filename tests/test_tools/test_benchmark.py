@@ -431,6 +431,35 @@ def test_other_strategy_arms_train_a_step():
         assert torch.isfinite(loss), config
 
 
+def test_libra_positive_sampler_draws_extras_from_every_positive():
+    """Why the Libra arm does not reproduce (docs/benchmark.md): mmdet's
+    InstanceBalancedPosSampler draws its extra positives from a set of
+    0-dim tensors minus another, which removes nothing (tensors hash by
+    identity), so the pool holds the positives already drawn, in an order
+    that follows the tensors' addresses."""
+    from mmdet.models.task_modules.assigners import AssignResult
+    from mmdet.models.task_modules.samplers import InstanceBalancedPosSampler
+
+    # 30 positives of ground truth 1, one of ground truth 2, 20 negatives:
+    # quotas of 9 per instance take 10 of the 16 wanted, 6 are extra.
+    gt_inds = torch.tensor([1] * 30 + [2] + [0] * 20)
+    assigned = AssignResult(2, gt_inds, None, labels=(gt_inds > 0).long())
+    sampler = InstanceBalancedPosSampler(num=64, pos_fraction=0.25)
+    pools = []
+    draw = sampler.random_choice
+
+    def recorded_draw(pool, num):
+        pools.append(pool)
+        return draw(pool, num)
+
+    sampler.random_choice = recorded_draw
+    torch.manual_seed(0)
+    assert len(sampler._sample_pos(assigned, 16)) == 16
+    quota_draw, extra_pool = pools
+    assert len(quota_draw) == 30
+    assert sorted(extra_pool.tolist()) == list(range(31))
+
+
 def test_a_baseline_two_experiments_share_trains_once(benchmark, tmp_path):
     """faster_rcnn and faster_rcnn_peers share their baseline config: each
     seed trains it once, and the second experiment's folder links to the
