@@ -1,14 +1,13 @@
 """OHEM sampler for mmdet RoI heads: one read-only forward, loss-NMS, top-B."""
-from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Tuple
+from functools import lru_cache
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmcv.ops import RoIAlign
 from mmdet.models.task_modules.assigners import AssignResult
 from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 from mmdet.models.task_modules.samplers import SamplingResult
-from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmdet.structures.bbox import get_box_tensor
 from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
@@ -18,6 +17,7 @@ from mmohem.registry import DET_TASK_UTILS
 from mmohem.utils import (check_choice, check_range, read_only,
                           reject_unknown_options, signature_options)
 from .box_miner import OWNER, RULE_OPTIONS, BoxMiner
+from .roi_features import read_only_features
 
 # Activation memory of one read-only forward when `score_chunk` is unset.
 SCORE_BYTES = 256 * 2**20
@@ -155,8 +155,8 @@ class OHEMSampler(BoxMiner):
                 'that mmdet RoI heads pass to their sampler.')
         if len(gt_instances.labels):
             self._label_ranges.extend(gt_instances.labels.aminmax())
-        priors, gt_flags = self._candidates(assign_result, pred_instances,
-                                            gt_instances)
+        priors, gt_flags, gt_bboxes, gt_table = self._candidates(
+            assign_result, pred_instances, gt_instances)
         gt_inds = assign_result.gt_inds
         is_pos = gt_inds > 0
         # The assigner labels every candidate without a class -1: its
@@ -165,8 +165,7 @@ class OHEMSampler(BoxMiner):
         labels = assign_result.labels.remainder(self.bbox_head.num_classes + 1)
         # Boxes without extent (inverted, or zero width or height) are
         # scored, as large as RoIAlign takes them, and never kept.
-        losses = self._example_losses(feats, priors,
-                                      get_box_tensor(gt_instances.bboxes),
+        losses = self._example_losses(feats, priors, gt_bboxes, gt_table,
                                       gt_inds, labels, is_pos)
         valid = (gt_inds >= 0) & (priors[:, 2:] > priors[:, :2]).all(1)
         result, kept_pos = self.mine(losses[None], valid[None], is_pos[None],
@@ -179,35 +178,50 @@ class OHEMSampler(BoxMiner):
             assign_result=assign_result,
             gt_flags=gt_flags)
 
-    def _candidates(self, assign_result: AssignResult,
-                    pred_instances: InstanceData,
-                    gt_instances: InstanceData) -> Tuple[Tensor, Tensor]:
-        """All candidates of the image: ground truth (optional) + priors."""
+    def _candidates(
+        self, assign_result: AssignResult, pred_instances: InstanceData,
+        gt_instances: InstanceData
+    ) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+        """All candidates of the image, the ground truth first (with
+        ``add_gt_as_proposals``), then the proposals.
+
+        Returns:
+            tuple: The candidates (Tensor[N, 4]), their ``gt_flags``
+            (Tensor[N], uint8, 1 for the ground truth), the ground truth
+            (Tensor[K, 4]) and, when it leads the candidates, the table
+            that one concatenation makes for both: a zero box followed by
+            the candidates, whose row ``k`` is ground truth ``k`` (1-based,
+            as ``gt_inds``); else ``None``.
+        """
         priors = get_box_tensor(pred_instances.priors)
-        gt_bboxes = get_box_tensor(gt_instances.bboxes)
-        num_gts = 0
-        if self.add_gt_as_proposals and len(gt_bboxes) > 0:
-            priors = cat_boxes([gt_bboxes.to(priors), priors], dim=0)
-            assign_result.add_gt_(gt_instances.labels)
-            num_gts = len(gt_bboxes)
-        gt_flags = priors.new_zeros((priors.size(0), ), dtype=torch.uint8)
-        if num_gts:
-            gt_flags[:num_gts].fill_(1)
-        return priors, gt_flags
+        gt_bboxes = get_box_tensor(gt_instances.bboxes).to(priors)
+        if not (self.add_gt_as_proposals and len(gt_bboxes) > 0):
+            return (priors, candidate_flags(0, len(priors),
+                                            priors.device), gt_bboxes, None)
+        table = torch.cat(
+            [_zero_box(priors.device, priors.dtype), gt_bboxes, priors])
+        assign_result.add_gt_(gt_instances.labels)
+        flags = candidate_flags(len(gt_bboxes), len(table) - 1, priors.device)
+        return table[1:], flags, gt_bboxes, table
 
     def _example_losses(self, feats: List[Tensor], priors: Tensor,
-                        gt_bboxes: Tensor, gt_inds: Tensor, labels: Tensor,
+                        gt_bboxes: Tensor, gt_table: Optional[Tensor],
+                        gt_inds: Tensor, labels: Tensor,
                         is_pos: Tensor) -> Tensor:
-        """Per-candidate loss from one read-only pass: Tensor[N]."""
+        """Per-candidate loss from one read-only pass: Tensor[N].
+
+        ``gt_table`` is :meth:`_candidates`' table (made here when it is
+        ``None``): negatives (0) and ignored candidates (-1) read rows
+        whose targets are never used.
+        """
         out = self._score(feats, _rois(priors))
         if self.rule.loss == 'cls' or len(gt_bboxes) == 0:
             return example_losses(out['cls_score'], labels)
-        # Row k of the padded table is ground truth k - 1 (1-based
-        # gt_inds); 0 (negatives) and -1 (ignored) read rows whose targets
-        # are never used.
-        matched_gt = F.pad(gt_bboxes, (0, 0, 1, 0))[gt_inds]
-        pred, target = self._box_terms(out['bbox_pred'], priors, matched_gt,
-                                       labels)
+        if gt_table is None:
+            gt_table = torch.cat(
+                [_zero_box(priors.device, priors.dtype), gt_bboxes])
+        pred, target = self._box_terms(out['bbox_pred'], priors,
+                                       gt_table[gt_inds], labels)
         return example_losses(out['cls_score'], labels, pred, target, is_pos,
                               self.smooth_l1_beta)
 
@@ -216,8 +230,8 @@ class OHEMSampler(BoxMiner):
         as few forwards as :meth:`_chunk` allows: ``cls_score`` and
         ``bbox_pred``."""
         outs = []
-        with read_only(self.context), torchvision_roi_align(
-                self._extractor().roi_layers, rois.device):
+        with read_only(self.context), read_only_features(
+                self._extractor(), rois.device):
             for chunk in rois.split(self._chunk()):
                 if self.stage is None:
                     out = self.context._bbox_forward(feats, chunk)
@@ -387,35 +401,6 @@ def _check_roi_head(context: nn.Module) -> Optional[int]:
     return stage
 
 
-@contextmanager
-def torchvision_roi_align(layers: nn.ModuleList,
-                          device: torch.device) -> Iterator[None]:
-    """On the CPU, let mmcv's ``RoIAlign`` layers (average pooling) run
-    torchvision's kernel inside the context, as ``use_torchvision=True``
-    makes them: the same features (tested) from a multi-threaded kernel,
-    where mmcv's CPU kernel runs on one thread, several times slower. The
-    read-only pass scores with it; the training forward keeps the
-    config's kernel.
-
-    Args:
-        layers (nn.ModuleList): The RoI extractor's ``roi_layers``.
-        device (torch.device): Where the RoIs are.
-    """
-    swapped = []
-    if device.type == 'cpu':
-        swapped = [
-            layer for layer in layers if isinstance(layer, RoIAlign)
-            and layer.pool_mode == 'avg' and not layer.use_torchvision
-        ]
-    for layer in swapped:
-        layer.use_torchvision = True
-    try:
-        yield
-    finally:
-        for layer in swapped:
-            layer.use_torchvision = False
-
-
 def _rois(boxes: Tensor) -> Tensor:
     """RoIs Tensor[N, 5] of image 0 (the features passed are this image's
     alone) from ``boxes`` (Tensor[N, 4]), with ``x2, y2`` raised to
@@ -424,3 +409,27 @@ def _rois(boxes: Tensor) -> Tensor:
     rois = F.pad(boxes, (1, 0))
     torch.maximum(rois[:, 3:], rois[:, 1:3], out=rois[:, 3:])
     return rois
+
+
+@lru_cache(maxsize=None)
+def _zero_box(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A zero box, Tensor[1, 4] (a constant, made once per device)."""
+    return torch.zeros(1, 4, device=device, dtype=dtype)
+
+
+#: Per device, a uint8 pattern of ones followed by zeros, and its ones.
+_FLAG_PATTERNS: Dict[torch.device, Tuple[Tensor, int]] = {}
+
+
+def candidate_flags(num_gts: int, num: int, device: torch.device) -> Tensor:
+    """``gt_flags`` of ``num`` candidates of which the first ``num_gts`` are
+    the ground truth: Tensor[num], uint8, a view of a pattern of ones and
+    zeros made once per device (again when a call needs it longer); no
+    operation otherwise. ``SamplingResult`` only reads it."""
+    pattern, ones = _FLAG_PATTERNS.get(device, (None, 0))
+    zeros = 0 if pattern is None else len(pattern) - ones
+    if num_gts > ones or num - num_gts > zeros:
+        ones, zeros = max(2 * num_gts, ones), max(2 * (num - num_gts), zeros)
+        pattern = (torch.arange(ones + zeros, device=device) < ones).byte()
+        _FLAG_PATTERNS[device] = (pattern, ones)
+    return pattern[ones - num_gts:ones - num_gts + num]

@@ -5,16 +5,20 @@ bbox head's training forward: ``bbox_sampler.sample`` for each image of the
 batch, on that image's features, and (for mmohem's sampler) the publication
 of the iteration's mining statistics. Proposals, ground truth and features
 are made once; each run of the step starts from fresh copies of the
-assignments (sampling adds the ground truth to them).
+assignments (sampling adds the ground truth to them). mmohem's read-only
+pass keeps mmcv's RoIAlign kernel in the step, as it does on CUDA (on the CPU
+it runs torchvision's): a CPU counts the path CUDA runs.
 """
 import copy
-from typing import List, Tuple
+from contextlib import contextmanager
+from typing import Iterator, List, Tuple
 
 import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from mmohem.det import roi_features
 from .amp_grads import set_sampler, small_detector
 
 FPN_CONFIG = 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
@@ -104,12 +108,28 @@ class RoISamplingStep:
             self.prepare()
         ready, self._ready = self._ready, []
         sampler = self.head.bbox_sampler
-        results = [
-            sampler.sample(
-                assigned, found, gt, feats=[f[i][None] for f in self.feats])
-            for i, (found, gt, assigned) in enumerate(ready)
-        ]
+        with mmcv_roi_kernel():
+            results = [
+                sampler.sample(
+                    assigned,
+                    found,
+                    gt,
+                    feats=[f[i][None] for f in self.feats])
+                for i, (found, gt, assigned) in enumerate(ready)
+            ]
         publish = getattr(sampler, 'publish', None)
         if publish is not None:
             publish()
         return results
+
+
+@contextmanager
+def mmcv_roi_kernel() -> Iterator[None]:
+    """Inside, mmohem's read-only pass keeps mmcv's RoIAlign kernel on every
+    device, as it does on CUDA."""
+    chosen = roi_features.torchvision_kernel
+    roi_features.torchvision_kernel = lambda device: False
+    try:
+        yield
+    finally:
+        roi_features.torchvision_kernel = chosen

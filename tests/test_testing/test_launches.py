@@ -105,19 +105,25 @@ def test_roi_sampler_launches_as_mmdets_ohem_when_it_mines_both(
     _check_budget(many_positives, 1.0)
 
 
-def test_roi_sampler_launches_at_most_a_quarter_more_than_one_forward(
-        few_positives):
-    """Against mmdet's single forward per image, the box term, the
-    loss-NMS and the statistics cost 42 launches for 2 images (216
-    against 174)."""
-    _check_budget(few_positives, 1.25)
+def test_roi_sampler_launches_as_mmdets_one_forward(few_positives):
+    """Against mmdet's single forward per image, over the negatives and
+    ranked by classification loss alone, the box term, the loss-NMS and
+    the statistics cost no more launches: the read-only pass's RoI
+    features take 19 fewer per image than mmdet's extractor (172 against
+    174 for 2 images)."""
+    _check_budget(few_positives, 1.0)
 
 
 def test_roi_sampler_scores_every_fpn_candidate_in_one_forward(many_positives):
     """One forward per image: two shared fcs, cls and reg, 2 images; one
-    NMS call per image; two host reads an iteration, the check of its
-    ground-truth labels and its statistics."""
-    by_op = many_positives['mmohem']['by_op']
+    NMS call per image; one host read per image for the bounds of the
+    pyramid levels, two an iteration, the check of its ground-truth labels
+    and its statistics; mmcv's RoIAlign kernel, as on CUDA."""
+    ours = many_positives['mmohem']
+    by_op = ours['by_op']
     assert by_op['addmm'] == 2 * 4
     assert by_op['torchvision.nms'] == 2
-    assert many_positives['mmohem']['reads'].count('tolist') == 2
+    assert by_op['mmcv.roi_align_forward'] > 0
+    assert 'torchvision.roi_align' not in by_op
+    assert ours['reads'].count('tolist') == 2 + 2
+    assert ours['reads'].count('nonzero') == 2 * 2
