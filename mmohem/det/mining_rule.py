@@ -127,8 +127,10 @@ class BoxMiningRule:
         """
         num = self.num
         if self.num_per_pos is not None:
-            num = (self.num_per_pos *
-                   (valid & is_pos).sum(1)).ceil().long().clamp(min=self.num)
+            num = [
+                max(self.num, math.ceil(self.num_per_pos * positives))
+                for positives in (valid & is_pos).sum(1).tolist()
+            ]
         return mine_hard_examples(
             losses,
             valid,

@@ -17,6 +17,7 @@ without ground truth contributes its ``num`` hardest negatives; degenerate
 ground-truth boxes are skipped with a warning (:mod:`mmohem.det.gt_boxes`).
 """
 import inspect
+import math
 from itertools import accumulate
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -183,16 +184,16 @@ def usable_gt(head: AnchorHead, batch_gt_instances: InstanceList,
     if not sum(len(gt) for gt in batch_gt_instances):
         return batch_gt_instances
     labels = torch.cat([gt.labels for gt in batch_gt_instances])
-    degenerate = degenerate_gt(
-        torch.cat([get_box_tensor(gt.bboxes) for gt in batch_gt_instances]))
-    bad_labels, bad_boxes = torch.stack(
-        [labels.clamp(0, head.num_classes - 1) != labels,
-         degenerate]).any(1).tolist()
-    if bad_labels:
+    boxes = torch.cat([get_box_tensor(gt.bboxes) for gt in batch_gt_instances])
+    sides = (boxes[:, 2:] - boxes[:, :2]).float()
+    low, high, shortest, longest = torch.stack(
+        [*labels.float().aminmax(), *sides.aminmax()]).tolist()
+    if low < 0 or high >= head.num_classes:
         check_gt_labels(labels, head.num_classes)
-    if bad_boxes:
+    if not (shortest > 0 and longest < math.inf):
         return drop_degenerate_gt(batch_gt_instances, batch_img_metas,
-                                  degenerate, f'mmohem.{type(head).__name__}')
+                                  degenerate_gt(boxes),
+                                  f'mmohem.{type(head).__name__}')
     return batch_gt_instances
 
 
@@ -247,7 +248,7 @@ def anchor_losses(head: AnchorHead,
     preds = decoded if head.reg_decoded_bbox else targets.preds
     if isinstance(head, MMDetSSDHead):
         return (cls_losses(targets.scores, labels) * targets.label_weights,
-                box_losses(preds, targets.box_targets, targets.is_pos,
+                box_losses(preds, targets.box_targets, targets.box_weights,
                            head.train_cfg['smoothl1_beta']))
     loss_cls = head.loss_cls(
         targets.scores.flatten(0, 1).float(),

@@ -24,22 +24,24 @@ def cls_losses(cls_score: Tensor, labels: Tensor) -> Tensor:
 
 def box_losses(bbox_pred: Tensor,
                bbox_targets: Tensor,
-               is_pos: Tensor,
+               weights: Tensor,
                beta: float = 1.0) -> Tensor:
-    """Per-example smooth-L1 box loss, summed over the 4 coordinates; zero
-    for negatives. Float32 whatever the input dtype.
+    """Per-example smooth-L1 box loss, each coordinate weighted (mmdet's
+    box weights: 1 for positives, 0 for the others), summed over the 4
+    coordinates. Float32 whatever the input dtype.
 
     Args:
-        bbox_pred (Tensor[..., 4]): Predicted regression of the target class.
-        bbox_targets (Tensor[..., 4]): Regression targets, read where
-            ``is_pos`` only.
-        is_pos (Tensor[...]): Bool mask of positives.
+        bbox_pred (Tensor[..., 4]): Predicted regression.
+        bbox_targets (Tensor[..., 4]): Regression targets.
+        weights (Tensor[..., 4]): Weight of each coordinate.
         beta (float): Smooth-L1 transition point.
 
     Returns:
         Tensor[...]: Per-example loss, float32.
     """
-    return _smooth_l1(bbox_pred, bbox_targets, beta).where(is_pos, 0.)
+    loss = F.smooth_l1_loss(
+        bbox_pred.float(), bbox_targets.float(), reduction='none', beta=beta)
+    return (loss * weights).sum(-1)
 
 
 def _smooth_l1(bbox_pred: Tensor, bbox_targets: Tensor, beta: float) -> Tensor:

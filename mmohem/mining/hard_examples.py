@@ -10,7 +10,8 @@ and a ``valid`` mask marking the candidates that may be mined (real, not
 ignored). A RoI head calls them with ``B = 1``; a dense head with the anchors
 of the whole batch. Nothing here loops over boxes in Python.
 """
-from typing import Iterator, NamedTuple, Optional, Tuple, Union
+from functools import lru_cache
+from typing import Iterator, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -130,7 +131,8 @@ def select_top_losses(losses: Tensor,
         losses (Tensor[B, N]): Per-candidate loss.
         eligible (Tensor[B, N]): Bool mask of candidates that may be kept.
         is_pos (Tensor[B, N]): Bool mask of positive (foreground) candidates.
-        num (int | Tensor[B]): How many to keep in each image.
+        num (int | Sequence[int] | Tensor[B]): How many to keep in each
+            image.
         pos_fraction (float, optional): ``None`` lets positives and
             negatives compete on loss alone. A float reserves
             ``int(num * pos_fraction)`` places for the hardest positives;
@@ -189,7 +191,11 @@ def mine_hard_examples(losses: Tensor,
     wholly covered): with thousands of anchors and a few hundred kept, NMS
     never sees most of the easy negatives. One image (a RoI head's call)
     without a positive quota goes through one NMS call over all its
-    candidates, whose survivors come sorted by loss (:func:`_mine_image`).
+    candidates, whose survivors come sorted by loss (:func:`_mine_image`);
+    a batch without a quota through one NMS call over the prefixes of its
+    images, shifted apart (:func:`_mine_batch`). A NaN loss among the
+    candidates that may be mined takes part (and shows in the statistics'
+    sums) rather than being left out.
 
     Args:
         losses (Tensor[B, N]): Per-candidate loss (must be finite on
@@ -197,7 +203,8 @@ def mine_hard_examples(losses: Tensor,
         valid (Tensor[B, N]): Bool mask of candidates that may be mined.
         is_pos (Tensor[B, N]): Bool mask of positive candidates.
         boxes (Tensor[B, N, 4]): Candidate boxes for the NMS.
-        num (int | Tensor[B]): How many to keep in each image.
+        num (int | Sequence[int] | Tensor[B]): How many to keep in each
+            image.
         nms_thr (float, optional): IoU threshold of the loss-based NMS;
             ``None`` turns NMS off.
         labels (Tensor[B, N], optional): Assigned labels (background
@@ -212,8 +219,8 @@ def mine_hard_examples(losses: Tensor,
     Returns:
         MiningResult: The kept, examined and suppressed masks.
     """
-    if (losses.size(0) == 1 and not torch.is_tensor(num)
-            and pos_fraction is None and losses.size(1) <= NMS_CHUNK):
+    if (losses.size(0) == 1 and isinstance(num, int) and pos_fraction is None
+            and losses.size(1) <= NMS_CHUNK):
         if check_finite:
             _budget(num, losses, valid)
         return _mine_image(losses[0], valid[0], boxes[0], int(num), nms_thr,
@@ -223,11 +230,13 @@ def mine_hard_examples(losses: Tensor,
         kept = _select_top(losses, valid, is_pos, num, most, pos_fraction,
                            neg_pos_ub)
         return MiningResult(kept, valid, torch.zeros_like(valid))
+    if pos_fraction is None:
+        return _mine_batch(losses, valid, boxes, num, most, nms_thr, labels)
     scores = losses.float().masked_fill(~valid, float('-inf'))
     prefix = max(_MIN_NMS_PREFIX, 4 * most)
     while prefix < scores.size(1):
         top_scores, top_idx = scores.topk(prefix, dim=1)
-        top_valid = top_scores > float('-inf')
+        top_valid = top_scores != float('-inf')
         top_labels = None if labels is None else labels.gather(1, top_idx)
         top_boxes = boxes.gather(1, top_idx[..., None].expand(-1, -1, 4))
         survive = loss_nms(top_boxes, top_scores, top_valid, nms_thr,
@@ -277,6 +286,109 @@ def _mine_image(losses: Tensor, valid: Tensor, boxes: Tensor, num: int,
         order = order[:num]
     kept = torch.zeros_like(valid).index_fill_(0, order, True) & valid
     return MiningResult(kept[None], valid[None], suppressed[None])
+
+
+def _mine_batch(losses: Tensor, valid: Tensor, boxes: Tensor, num: Tensor,
+                most: int, nms_thr: float,
+                labels: Optional[Tensor]) -> MiningResult:
+    """:func:`mine_hard_examples` of a batch without a positive quota.
+
+    Each pass takes the loss-sorted prefix of every image (``topk``), runs
+    one NMS call over the prefixes of as many images as
+    :data:`NMS_CHUNK` boxes allow, shifted apart by image and label, and
+    keeps the first ``num`` survivors of each prefix (it is sorted: a
+    cumulative count, no second top-k). The candidates that may not be
+    mined take part with a loss of ``-inf``: greedy NMS visits them last,
+    so they suppress none of the others, and they are never kept.
+
+    Args:
+        losses, valid, boxes, labels: See :func:`mine_hard_examples`.
+        num (Tensor[B]): How many to keep in each image.
+        most (int): The largest of ``num``.
+        nms_thr (float): IoU threshold of the loss-based NMS.
+
+    Returns:
+        MiningResult: Masks of shape Tensor[B, N], made by one scatter.
+    """
+    total = losses.size(1)
+    if total == 0:
+        return MiningResult(valid, valid, valid)
+    scores = losses.float().masked_fill(~valid, float('-inf'))
+    prefix = min(total, max(_MIN_NMS_PREFIX, 4 * most))
+    while True:
+        top_scores, top_idx = scores.topk(prefix, dim=1)
+        examined = top_scores != float('-inf')
+        survive = _prefix_nms(top_scores, top_idx, examined, boxes, labels,
+                              nms_thr)
+        if prefix == total or _prefix_settles(survive, examined, num):
+            break
+        prefix = min(total, 2 * prefix)
+    kept = survive & (survive.cumsum(1) <= num[:, None])
+    masks = torch.stack([kept, examined, examined ^ survive])
+    full = valid.new_zeros((3, ) + valid.shape).scatter_(
+        2, top_idx.expand_as(masks), masks)
+    return MiningResult(*full)
+
+
+def _prefix_nms(scores: Tensor, order: Tensor, examined: Tensor, boxes: Tensor,
+                labels: Optional[Tensor], iou_thr: float) -> Tensor:
+    """NMS survivors of the loss-sorted prefixes of a batch.
+
+    Args:
+        scores (Tensor[B, P]): Each image's ``P`` highest scores, sorted.
+        order (Tensor[B, P]): Their candidates' indices.
+        examined (Tensor[B, P]): The prefix entries that take part.
+        boxes (Tensor[B, N, 4]): All candidate boxes.
+        labels (Tensor[B, N], optional): Labels for NMS per label.
+        iou_thr (float): IoU threshold.
+
+    Returns:
+        Tensor[B, P]: Bool mask of the examined entries that survive.
+    """
+    num_imgs, prefix = scores.shape
+    top_boxes = boxes.gather(1, order[..., None].expand(-1, -1, 4)).float()
+    top_labels = None if labels is None else labels.gather(1, order)
+    if prefix > NMS_CHUNK:
+        return loss_nms(top_boxes, scores, examined, iou_thr, top_labels,
+                        NMS_CHUNK)
+    survive = torch.zeros_like(examined)
+    per_call = NMS_CHUNK // prefix
+    for start in range(0, num_imgs, per_call):
+        part = slice(start, start + per_call)
+        keep = nms(
+            _images_apart(top_boxes[part],
+                          None if top_labels is None else top_labels[part]),
+            scores[part].flatten(), iou_thr)
+        survive[part].view(-1).index_fill_(0, keep, True)
+    return survive & examined
+
+
+def _images_apart(boxes: Tensor, labels: Optional[Tensor]) -> Tensor:
+    """``boxes`` (Tensor[b, P, 4]) as Tensor[b * P, 4], shifted along x by
+    image and along y by label (when given), by twice the span of the
+    coordinates a step, so that boxes of different images or labels never
+    overlap (:func:`_apart` with images too)."""
+    low, high = boxes.aminmax()
+    image = _image_steps(len(boxes), boxes.device)
+    if labels is None:
+        steps = image[..., None]
+    else:
+        image = image.expand_as(labels)
+        steps = torch.stack([image, labels, image, labels], -1)
+    return torch.addcmul(boxes, steps, high - low, value=2).flatten(0, 1)
+
+
+@lru_cache(maxsize=None)
+def _image_steps(num_imgs: int, device: torch.device) -> Tensor:
+    """``0, ..., num_imgs - 1`` as Tensor[num_imgs, 1] (a constant)."""
+    return torch.arange(num_imgs, device=device)[:, None]
+
+
+def _prefix_settles(survive: Tensor, examined: Tensor, num: Tensor) -> bool:
+    """Whether every image's prefix holds all its examined candidates or
+    at least ``num`` survivors (one host read)."""
+    covered = ~examined[:, -1]
+    return bool((covered | (survive.sum(1) >= num)).all())
 
 
 def _apart(boxes: Tensor, labels: Optional[Tensor]) -> Tensor:
@@ -342,16 +454,19 @@ def _row_topk_mask(scores: Tensor, k: Tensor, k_max: int) -> Tensor:
     return mask.scatter_(1, top_idx, take)
 
 
-def _budget(num: Union[int, Tensor],
+def _budget(num: Union[int, Sequence[int], Tensor],
             losses: Tensor,
             valid: Optional[Tensor] = None) -> Tuple[Tensor, int]:
-    """``num`` per image and its largest value, in one read of the device.
+    """``num`` per image and its largest value, in at most one read of the
+    device (none when ``num`` is known on the host and ``valid`` is not
+    given).
 
     With ``valid``, also raises when a candidate that may be mined has a
     NaN or infinite loss (the same read carries the count).
 
     Args:
-        num (int | Tensor[B]): How many to keep in each image.
+        num (int | Sequence[int] | Tensor[B]): How many to keep in each
+            image.
         losses (Tensor[B, N]): Per-candidate loss.
         valid (Tensor[B, N], optional): Candidates whose loss must be
             finite.
@@ -360,13 +475,17 @@ def _budget(num: Union[int, Tensor],
         tuple[Tensor[B], int]: ``num`` as int64 on the device of
         ``losses``, and its maximum.
     """
+    on_host = not torch.is_tensor(num)
     per_image = torch.as_tensor(
         num, device=losses.device).long().expand(losses.size(0))
     checks = [] if valid is None else [(valid & ~torch.isfinite(losses)).sum()]
-    if torch.is_tensor(num):
+    if not on_host:
         checks.append(per_image.max())
     values = torch.stack(checks).tolist() if checks else []
-    most = values.pop() if torch.is_tensor(num) else int(num)
+    if not on_host:
+        most = values.pop()
+    else:
+        most = max(num) if isinstance(num, Sequence) else int(num)
     if values and values[0]:
         raise FloatingPointError(
             f'OHEM: {values[0]} candidate(s) have a non-finite per-example '

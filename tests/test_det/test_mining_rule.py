@@ -86,22 +86,27 @@ def test_images_whose_negatives_outrank_every_positive_are_counted():
     assert stats['kept_pos'] == 0.5
 
 
-def test_a_non_finite_loss_is_an_error_when_the_statistics_are_read():
+@pytest.mark.parametrize('nms_thr', [None, 0.7])
+def test_a_non_finite_loss_is_an_error_when_the_statistics_are_read(nms_thr):
     """Mining does not read the device to look for NaN; the sums of its
-    statistics reveal it, and summarising them raises."""
-    rule = BoxMiningRule('test', num=1, nms_thr=None)
-    losses = torch.tensor([[1., float('nan')], [6., 2.]])
-    is_pos = torch.tensor([[True, False], [True, False]])
-    valid = torch.ones(2, 2, dtype=torch.bool)
-    result = rule.mine(losses, valid, is_pos, torch.zeros(2, 2, 4),
-                       torch.zeros(2, 2).long())
+    statistics reveal it, and summarising them raises: with the loss-NMS
+    too, where the NaN candidate takes part in the NMS of its prefix."""
+    rule = BoxMiningRule('test', num=1, nms_thr=nms_thr)
+    # 200 candidates: the NMS examines a loss-sorted prefix of 64.
+    losses = torch.rand(2, 200, generator=torch.Generator().manual_seed(0))
+    losses[0, 1] = float('nan')
+    is_pos = torch.zeros(2, 200, dtype=torch.bool)
+    is_pos[:, 0] = True
+    valid = torch.ones(2, 200, dtype=torch.bool)
+    boxes = torch.tensor([0., 0., 10., 10.]).expand(2, 200, 4)
+    labels = torch.zeros(2, 200).long()
+    result = rule.mine(losses, valid, is_pos, boxes, labels)
     rows = BoxMiningRule.statistics(result, losses,
                                     result.kept & is_pos).tolist()
     with pytest.raises(FloatingPointError, match='1 image'):
         summarise(rows)
     valid[0, 1] = False  # a NaN where nothing is mined is no error
-    result = rule.mine(losses, valid, is_pos, torch.zeros(2, 2, 4),
-                       torch.zeros(2, 2).long())
+    result = rule.mine(losses, valid, is_pos, boxes, labels)
     summarise(
         BoxMiningRule.statistics(result, losses,
                                  result.kept & is_pos).tolist())

@@ -75,7 +75,7 @@ def test_training_step_mines_hard_anchors(config, size, monkeypatch):
     mine_losses, valid, is_pos, boxes, num, thr, labels = args[:7]
     assert mine_losses.shape[0] == 2 and thr == 0.7
     expected_num = (4 * is_pos.sum(1)).clamp(min=64)
-    assert torch.equal(num, expected_num)
+    assert num == expected_num.tolist()  # known on the host
     kept = result.kept
     assert torch.equal(kept.sum(1), expected_num)
     assert not is_pos[1].any() and kept[1].sum() == 64

@@ -193,3 +193,35 @@ def test_loss_nms_chunks_agree_with_plain_reference(reference_mining):
     survive = loss_nms(boxes, losses, valid, 0.4, labels, max_boxes=10)
     expected = reference_mining(losses, valid, is_pos, boxes, labels, 80, 0.4)
     assert torch.equal(survive, expected)
+
+
+@pytest.mark.parametrize('chunk', [130, 50])
+@pytest.mark.parametrize('per_label', [True, False])
+def test_batch_prefixes_in_bounded_calls_agree_with_reference(
+        chunk, per_label, monkeypatch, reference_mining):
+    """A batch's loss-sorted prefixes (64 candidates here) go through NMS
+    calls of at most ``NMS_CHUNK`` boxes, whole images each (2 images a
+    call at 130); a prefix longer than that goes through the grouped,
+    chunked loss_nms (50). Either way the reference's selection."""
+    import mmohem.mining.hard_examples as module
+    losses, valid, is_pos, boxes, labels = _random_case(3, 300, seed=7)
+    labels = labels if per_label else None
+    sizes = []
+    real_nms = module.nms
+
+    def counted_nms(boxes, scores, iou_thr):
+        sizes.append(len(boxes))
+        return real_nms(boxes, scores, iou_thr)
+
+    monkeypatch.setattr(module, 'NMS_CHUNK', chunk)
+    monkeypatch.setattr(module, 'nms', counted_nms)
+    result = mine_hard_examples(losses, valid, is_pos, boxes, 8, 0.5, labels)
+    expected = reference_mining(losses, valid, is_pos, boxes, labels, 8, 0.5)
+    assert torch.equal(result.kept, expected)
+    assert torch.equal(
+        result.suppressed, result.examined & ~reference_mining(
+            losses, result.examined, is_pos, boxes, labels, 300, 0.5))
+    if chunk == 130:
+        assert sizes == [128, 64]
+    else:
+        assert max(sizes) < chunk + 64 and len(sizes) >= 3

@@ -4,10 +4,12 @@ OHEM head against mmdet's own on the same inputs (CPU count).
 Both steps share ``get_anchors`` and ``get_targets`` (mmdet's, most of
 either count). Beyond them, the OHEM step is its head plumbing (ground-truth
 check, level flattening, per-anchor losses, weighting) and the mining call
-(``OHEMSampler.mine``). The budgets are the ratios measured when they were
-set, rounded up a little. On CPU, mmdet's focal loss runs as a dozen
-operations where CUDA runs one mmcv kernel, so RetinaNet's upstream count
-is higher here than on a GPU.
+(``OHEMSampler.mine``). SSD's budget is its peer's count: OHEM launches no
+more than SSD's fixed 3:1 mining (473 against 476 operations when it was
+set) and reads the device as often. RetinaNet's is the ratio measured when
+it was set, rounded up a little: on CPU, mmdet's focal loss runs as a dozen
+operations where CUDA runs one mmcv kernel, so its upstream count is higher
+here than on a GPU.
 """
 import pytest
 
@@ -16,8 +18,8 @@ from mmohem.testing.launches import count_launches
 
 # case -> (ops budget as a ratio to upstream's, host reads over upstream's)
 BUDGETS = {
-    'SSD300, 2 x 8732 anchors': (ssd_case, 1.12, 1),
-    'RetinaNet 320x320, 2 x 19206 anchors': (retina_case, 0.90, 0),
+    'SSD300, 2 x 8732 anchors': (ssd_case, 1.0, 0),
+    'RetinaNet 320x320, 2 x 19206 anchors': (retina_case, 0.85, 0),
 }
 
 
