@@ -160,16 +160,9 @@ def test_degenerate_boxes_neither_crash_nor_suppress():
     assert result.kept.all()
 
 
-@pytest.mark.parametrize('max_boxes', [1, 7, 64, 10**6])
-@pytest.mark.parametrize('per_label', [True, False])
-def test_loss_nms_in_bounded_chunks_is_one_call(max_boxes, per_label,
-                                                monkeypatch):
-    """Chunks of whole groups give the survivors of one call, and no call
-    sees more than ``max_boxes`` boxes plus one group."""
+def _nms_sizes(monkeypatch):
+    """The number of boxes of each NMS call the mining makes from now."""
     import mmohem.mining.hard_examples as module
-    losses, valid, _, boxes, labels = _random_case(4, 120, seed=5)
-    labels = labels if per_label else None
-    whole = loss_nms(boxes, losses, valid, 0.5, labels)
     sizes = []
     real_nms = module.nms
 
@@ -178,6 +171,19 @@ def test_loss_nms_in_bounded_chunks_is_one_call(max_boxes, per_label,
         return real_nms(boxes, scores, iou_thr)
 
     monkeypatch.setattr(module, 'nms', counted_nms)
+    return sizes
+
+
+@pytest.mark.parametrize('max_boxes', [1, 7, 64, 10**6])
+@pytest.mark.parametrize('per_label', [True, False])
+def test_loss_nms_in_bounded_chunks_is_one_call(max_boxes, per_label,
+                                                monkeypatch):
+    """Chunks of whole groups give the survivors of one call, and no call
+    sees more than ``max_boxes`` boxes plus one group."""
+    losses, valid, _, boxes, labels = _random_case(4, 120, seed=5)
+    labels = labels if per_label else None
+    whole = loss_nms(boxes, losses, valid, 0.5, labels)
+    sizes = _nms_sizes(monkeypatch)
     chunked = loss_nms(boxes, losses, valid, 0.5, labels, max_boxes)
     assert torch.equal(chunked, whole)
     image = torch.arange(4)[:, None].expand_as(valid)
@@ -206,15 +212,8 @@ def test_batch_prefixes_in_bounded_calls_agree_with_reference(
     import mmohem.mining.hard_examples as module
     losses, valid, is_pos, boxes, labels = _random_case(3, 300, seed=7)
     labels = labels if per_label else None
-    sizes = []
-    real_nms = module.nms
-
-    def counted_nms(boxes, scores, iou_thr):
-        sizes.append(len(boxes))
-        return real_nms(boxes, scores, iou_thr)
-
     monkeypatch.setattr(module, 'NMS_CHUNK', chunk)
-    monkeypatch.setattr(module, 'nms', counted_nms)
+    sizes = _nms_sizes(monkeypatch)
     result = mine_hard_examples(losses, valid, is_pos, boxes, 8, 0.5, labels)
     expected = reference_mining(losses, valid, is_pos, boxes, labels, 8, 0.5)
     assert torch.equal(result.kept, expected)
