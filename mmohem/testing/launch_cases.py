@@ -38,7 +38,7 @@ PEERS = {
         for r in REGIMES
     },
     **{
-        f'pixel loss, {r}': 'mmseg CrossEntropyLoss'
+        f'pixel loss, {r}': 'mmseg OhemCrossEntropy loss'
         for r in REGIMES
     },
 }

@@ -3,7 +3,8 @@
 A batch of logits and labels like a Cityscapes crop's (:func:`pixel_batch`),
 and on it the steps whose launches are counted: the pixel sampler against
 mmseg's ``OHEMPixelSampler`` (no gradient) and the loss flavour against
-mmseg's ``CrossEntropyLoss`` (forward and backward). mmohem's steps run on
+mmseg's own OHEM loss, ``OhemCrossEntropy``, and its plain
+``CrossEntropyLoss`` (forward and backward). mmohem's steps run on
 either path of :func:`mmohem.mining.pixel.pixel_path`, whatever the device
 (:func:`forced_pixel_path`), so that a CPU counts what CUDA runs.
 """
@@ -13,6 +14,7 @@ from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 import torch
 from mmengine.structures import PixelData
 from mmseg.models.losses import CrossEntropyLoss
+from mmseg.models.losses import OhemCrossEntropy as MMSegOhemCrossEntropy
 from mmseg.structures import SegDataSample
 from mmseg.structures.sampler import OHEMPixelSampler
 from torch import Tensor
@@ -119,33 +121,48 @@ def sampler_steps(logits: Tensor, labels: Tensor,
     }
 
 
-def loss_steps(logits: Tensor, labels: Tensor,
-               **options) -> Dict[str, Callable[[], None]]:
-    """mmseg's ``CrossEntropyLoss`` (``avg_non_ignore``) and mmohem's loss
-    flavour on both paths, forward and backward.
+def loss_steps(logits: Tensor, labels: Tensor, thresh: float,
+               min_kept: int) -> Dict[str, Callable[[], None]]:
+    """mmseg's own OHEM loss (``OhemCrossEntropy``, PIDNet's, with
+    ``min_kept`` for the batch), its ``CrossEntropyLoss``
+    (``avg_non_ignore``, no mining) and mmohem's loss flavour on both
+    paths, forward and backward.
 
     Args:
         logits (Tensor[B, C, H, W]): Class scores that require a gradient.
         labels (Tensor[B, H, W]): Class index of each pixel.
-        **options: ``thresh`` and ``min_kept`` of mmohem's loss.
+        thresh (float): Probability below which a pixel is hard.
+        min_kept (int): Pixels kept at least per image.
 
     Returns:
         dict[str, Callable]: Arm name -> step.
     """
 
-    def train(loss) -> Callable[[], None]:
+    def train(loss, **kwargs) -> Callable[[], None]:
 
         def step() -> None:
             logits.grad = None
-            loss(logits, labels, ignore_index=IGNORE_INDEX).backward()
+            loss(logits, labels, **kwargs).backward()
 
         return step
 
-    ours = train(OhemCrossEntropyLoss(**options))
+    ours = train(
+        OhemCrossEntropyLoss(thresh=thresh, min_kept=min_kept),
+        ignore_index=IGNORE_INDEX)
+    mmseg_ohem = MMSegOhemCrossEntropy(
+        thres=thresh,
+        min_kept=len(logits) * min_kept,
+        ignore_label=IGNORE_INDEX)
     return {
-        'mmseg CrossEntropyLoss': train(CrossEntropyLoss(avg_non_ignore=True)),
-        'mmohem loss, CUDA path': on_path(ours, 'cuda'),
-        'mmohem loss, CPU path': on_path(ours, 'cpu'),
+        'mmseg OhemCrossEntropy loss':
+        train(mmseg_ohem),
+        'mmseg CrossEntropyLoss':
+        train(
+            CrossEntropyLoss(avg_non_ignore=True), ignore_index=IGNORE_INDEX),
+        'mmohem loss, CUDA path':
+        on_path(ours, 'cuda'),
+        'mmohem loss, CPU path':
+        on_path(ours, 'cpu'),
     }
 
 
