@@ -112,7 +112,8 @@ def read_only_features(extractor: nn.Module,
                        device: torch.device) -> Iterator[None]:
     """Inside, ``extractor`` computes its features for a pass without
     gradient: a ``SingleRoIExtractor`` (not a subclass with its own
-    ``forward`` or level rule) through :func:`roi_features`, and on the
+    ``forward`` or level rule, nor an instance whose ``forward`` was
+    replaced) through :func:`roi_features`, and on the
     CPU its mmcv ``RoIAlign`` layers (average pooling) through
     torchvision's kernel, as ``use_torchvision=True`` makes them: the same
     features (tested) from a multi-threaded kernel where mmcv's CPU kernel
@@ -125,8 +126,9 @@ def read_only_features(extractor: nn.Module,
     """
     lean = (
         isinstance(extractor, SingleRoIExtractor)
-        and type(extractor).forward is SingleRoIExtractor.forward and
-        type(extractor).map_roi_levels is SingleRoIExtractor.map_roi_levels)
+        and type(extractor).forward is SingleRoIExtractor.forward
+        and type(extractor).map_roi_levels is SingleRoIExtractor.map_roi_levels
+        and 'forward' not in vars(extractor))
     swapped = []
     if torchvision_kernel(device):
         swapped = [

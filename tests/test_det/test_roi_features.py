@@ -110,8 +110,8 @@ def test_read_only_features_swap_and_restore():
     """Inside, a SingleRoIExtractor computes its features without its
     level rule and per-level search (the same features) and its mmcv
     layers run torchvision's kernel on the CPU; both are restored after,
-    also when the pass raises; an extractor with its own forward keeps
-    it."""
+    also when the pass raises; an extractor with its own forward, or
+    whose forward was replaced, keeps it."""
     extractor, feats, rois = _extractor(), _feats(), _rois(50)
     mapped = []
     map_roi_levels = extractor.map_roi_levels
@@ -131,3 +131,8 @@ def test_read_only_features_swap_and_restore():
         dict(type='RoIAlign', output_size=7, sampling_ratio=0), 8, STRIDES)
     with rf.read_only_features(own, torch.device('cpu')):
         assert 'forward' not in vars(own)
+    replaced = _extractor()
+    replaced.forward = forward = replaced.forward
+    with rf.read_only_features(replaced, torch.device('cpu')):
+        assert vars(replaced)['forward'] is forward
+    assert vars(replaced)['forward'] is forward
